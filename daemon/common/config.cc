@@ -1,0 +1,280 @@
+#include "daemon/common/config.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "daemon/common/roles.h"
+#include "daemon/common/users.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace medvault {
+namespace {
+
+using config::v1::Config;
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::TextFormat;
+
+// Collects the parser's complaints as "file:line:column: message".
+class ErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit ErrorCollector(absl::string_view file) : file_(file) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    errors_.push_back(absl::StrCat(file_, ":", line + 1, ":", column + 1, ": ", message));
+  }
+  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
+                  const std::string& message) override {
+    AddError(line, column, message);
+  }
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  std::string file_;
+  std::vector<std::string> errors_;
+};
+
+// Checks values the schema cannot express. A field path is written as in
+// the file, with indices for repeated fields: "keyvault.process.allow[1].method".
+class Validator {
+ public:
+  Validator(const Config& config, const TextFormat::ParseInfoTree& tree, absl::string_view file)
+      : config_(config), tree_(tree), file_(file) {}
+
+  std::vector<std::string> Run() {
+    RequireAbsolute("runtime_dir", config_.runtime_dir());
+    if (!config_.socket_group().empty()) {
+      RequireGroup("socket_group", config_.socket_group());
+    } else if (geteuid() == 0) {
+      Fail("socket_group", "required when started as root");
+    }
+    for (Role role : kStartOrder) CheckProcess(role);
+    CheckKeyvault();
+    RequireAbsolute("storage.data_dir", config_.storage().data_dir());
+    CheckSigner();
+    CheckGateway();
+    CheckSupervisor();
+    return errors_;
+  }
+
+ private:
+  void Fail(absl::string_view path, absl::string_view message) {
+    int line = LineOf(path);
+    errors_.push_back(line > 0 ? absl::StrCat(file_, ":", line, ": ", path, ": ", message)
+                               : absl::StrCat(file_, ": ", path, ": ", message));
+  }
+
+  // Line (1-based) of the field at `path`, or of its closest ancestor that
+  // appears in the file; 0 when none does.
+  int LineOf(absl::string_view path) const {
+    const Descriptor* desc = Config::descriptor();
+    const TextFormat::ParseInfoTree* tree = &tree_;
+    int line = 0;
+    for (absl::string_view segment : absl::StrSplit(path, '.')) {
+      int index = -1;
+      if (size_t bracket = segment.find('['); bracket != absl::string_view::npos) {
+        if (!absl::SimpleAtoi(segment.substr(bracket + 1, segment.size() - bracket - 2), &index)) {
+          return line;
+        }
+        segment = segment.substr(0, bracket);
+      }
+      const FieldDescriptor* field = desc == nullptr ? nullptr : desc->FindFieldByName(std::string(segment));
+      if (field == nullptr || tree == nullptr) return line;
+      auto loc = tree->GetLocation(field, index);
+      if (loc.line < 0) return line;
+      line = loc.line + 1;
+      if (field->message_type() == nullptr) return line;
+      tree = tree->GetTreeForNested(field, index);
+      desc = field->message_type();
+    }
+    return line;
+  }
+
+  void Require(absl::string_view path, const std::string& value) {
+    if (value.empty()) Fail(path, "required");
+  }
+
+  void RequireAbsolute(absl::string_view path, const std::string& value) {
+    if (value.empty()) {
+      Fail(path, "required");
+    } else if (value.front() != '/') {
+      Fail(path, absl::StrCat("must be an absolute path, got \"", value, "\""));
+    }
+  }
+
+  void RequireUser(absl::string_view path, const std::string& user) {
+    if (user.empty()) {
+      Fail(path, "required");
+    } else if (auto uid = LookupUid(user); !uid.ok()) {
+      Fail(path, uid.status().message());
+    }
+  }
+
+  void RequireGroup(absl::string_view path, const std::string& group) {
+    if (group.empty()) {
+      Fail(path, "required");
+    } else if (auto gid = LookupGid(group); !gid.ok()) {
+      Fail(path, gid.status().message());
+    }
+  }
+
+  void CheckProcess(Role role) {
+    std::string section(RoleName(role));
+    const Descriptor* desc = Config::descriptor();
+    if (!config_.GetReflection()->HasField(config_, desc->FindFieldByName(section))) {
+      Fail(section, "section missing");
+      return;
+    }
+    std::string prefix = absl::StrCat(section, ".process");
+    const config::v1::Process& process = ProcessConfig(config_, role);
+    RequireUser(absl::StrCat(prefix, ".user"), process.user());
+    RequireGroup(absl::StrCat(prefix, ".group"), process.group());
+    const google::protobuf::ServiceDescriptor* service = InternalService(role);
+    absl::flat_hash_set<std::string> seen;
+    for (int i = 0; i < process.allow_size(); ++i) {
+      const auto& entry = process.allow(i);
+      std::string at = absl::StrCat(prefix, ".allow[", i, "]");
+      if (service == nullptr || service->FindMethodByName(entry.method()) == nullptr) {
+        std::vector<std::string> known;
+        for (int m = 0; service != nullptr && m < service->method_count(); ++m) {
+          known.push_back(service->method(m)->name());
+        }
+        Fail(absl::StrCat(at, ".method"),
+             absl::StrCat("unknown method \"", entry.method(), "\" (", section, " serves: ",
+                          known.empty() ? "no internal methods" : absl::StrJoin(known, ", "), ")"));
+      } else if (!seen.insert(entry.method()).second) {
+        Fail(absl::StrCat(at, ".method"),
+             absl::StrCat("method \"", entry.method(), "\" is listed twice"));
+      }
+      if (entry.callers().empty()) Fail(absl::StrCat(at, ".callers"), "at least one caller required");
+      for (int c = 0; c < entry.callers_size(); ++c) {
+        RequireUser(absl::StrCat(at, ".callers[", c, "]"), entry.callers(c));
+      }
+    }
+  }
+
+  void CheckKeyvault() {
+    const auto& p = config_.keyvault().pkcs11();
+    RequireAbsolute("keyvault.pkcs11.module_path", p.module_path());
+    if (p.token_case() == config::v1::Pkcs11::TOKEN_NOT_SET) {
+      Fail("keyvault.pkcs11", "token_label or slot_id required");
+    } else if (p.token_case() == config::v1::Pkcs11::kTokenLabel &&
+               (p.token_label().empty() || p.token_label().size() > 32)) {
+      Fail("keyvault.pkcs11.token_label", "must be 1 to 32 characters");
+    }
+    switch (p.pin_source_case()) {
+      case config::v1::Pkcs11::PIN_SOURCE_NOT_SET:
+        Fail("keyvault.pkcs11", "pin_file or pin_credential required");
+        break;
+      case config::v1::Pkcs11::kPinFile:
+        RequireAbsolute("keyvault.pkcs11.pin_file", p.pin_file());
+        break;
+      case config::v1::Pkcs11::kPinCredential:
+        if (p.pin_credential().empty() || absl::StrContains(p.pin_credential(), '/')) {
+          Fail("keyvault.pkcs11.pin_credential", "must be a credential name without '/'");
+        }
+        break;
+    }
+    for (int i = 0; i < p.module_env_size(); ++i) {
+      const std::string& name = p.module_env(i).name();
+      if (name.empty() || absl::StrContains(name, '=')) {
+        Fail(absl::StrCat("keyvault.pkcs11.module_env[", i, "].name"), "must be a non-empty name without '='");
+      }
+    }
+  }
+
+  void CheckSigner() {
+    const std::string& url = config_.signer().rpc_url();
+    if (url.empty()) {
+      Fail("signer.rpc_url", "required");
+    } else if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
+      Fail("signer.rpc_url", absl::StrCat("must start with http:// or https://, got \"", url, "\""));
+    }
+    if (config_.signer().rpc_timeout_ms() > 600000) {
+      Fail("signer.rpc_timeout_ms", "must be at most 600000");
+    }
+  }
+
+  void CheckGateway() {
+    const auto& gw = config_.gateway();
+    const std::string& addr = gw.listen_address();
+    size_t colon = addr.rfind(':');
+    int port = 0;
+    if (addr.empty()) {
+      Fail("gateway.listen_address", "required");
+    } else if (colon == std::string::npos || colon == 0 ||
+               !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port < 0 || port > 65535) {
+      Fail("gateway.listen_address", absl::StrCat("must be host:port with a port from 0 to 65535, got \"", addr, "\""));
+    }
+    RequireAbsolute("gateway.tls.cert_file", gw.tls().cert_file());
+    RequireAbsolute("gateway.tls.key_file", gw.tls().key_file());
+    RequireAbsolute("gateway.tls.client_ca_file", gw.tls().client_ca_file());
+  }
+
+  void CheckSupervisor() {
+    const auto& s = config_.supervisor();
+    if (!s.bin_dir().empty()) RequireAbsolute("supervisor.bin_dir", s.bin_dir());
+    if (s.max_backoff_ms() != 0 && s.max_backoff_ms() < s.initial_backoff_ms()) {
+      Fail("supervisor.max_backoff_ms", "must not be less than initial_backoff_ms");
+    }
+  }
+
+  const Config& config_;
+  const TextFormat::ParseInfoTree& tree_;
+  std::string file_;
+  std::vector<std::string> errors_;
+};
+
+void ApplyDefaults(Config& config) {
+  auto* s = config.mutable_supervisor();
+  if (s->start_timeout_ms() == 0) s->set_start_timeout_ms(15000);
+  if (s->stop_grace_ms() == 0) s->set_stop_grace_ms(10000);
+  if (s->initial_backoff_ms() == 0) s->set_initial_backoff_ms(200);
+  if (s->max_backoff_ms() == 0) s->set_max_backoff_ms(30000);
+  if (s->crash_loop_restarts() == 0) s->set_crash_loop_restarts(5);
+  if (s->crash_loop_window_ms() == 0) s->set_crash_loop_window_ms(60000);
+  if (config.signer().rpc_timeout_ms() == 0) config.mutable_signer()->set_rpc_timeout_ms(5000);
+}
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(absl::string_view text, absl::string_view filename) {
+  Config config;
+  TextFormat::Parser parser;
+  ErrorCollector collector(filename);
+  TextFormat::ParseInfoTree tree;
+  parser.RecordErrorsTo(&collector);
+  parser.WriteLocationsTo(&tree);
+  if (!parser.ParseFromString(std::string(text), &config)) {
+    return absl::InvalidArgumentError(absl::StrJoin(collector.errors(), "\n"));
+  }
+  std::vector<std::string> errors = Validator(config, tree, filename).Run();
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  ApplyDefaults(config);
+  return config;
+}
+
+absl::StatusOr<Config> LoadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot read configuration file ", path, ": ",
+                                            strerror(errno)));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseConfig(text.str(), path);
+}
+
+}  // namespace medvault

@@ -1,0 +1,175 @@
+// medvaultctl: the operator's command-line tool.
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "daemon/common/config.h"
+#include "daemon/common/health_client.h"
+#include "daemon/common/roles.h"
+#include "daemon/common/version.h"
+#include "medvault/internal/v1/keyvault.grpc.pb.h"
+#include "medvault/internal/v1/signer.grpc.pb.h"
+#include "medvault/v1/system.grpc.pb.h"
+
+namespace medvault::ctl {
+namespace {
+
+constexpr char kDefaultConfig[] = "/etc/medvault/medvault.textproto";
+
+// Exit codes: 0 success, 1 a component is unhealthy or refused the call,
+// 2 bad usage or configuration.
+int Report(const grpc::Status& status, absl::string_view what) {
+  std::cerr << "medvaultctl: " << what << ": " << status.error_message() << " ("
+            << absl::StrCat("gRPC code ", static_cast<int>(status.error_code())) << ")\n";
+  return 1;
+}
+
+std::shared_ptr<grpc::Channel> Channel(const config::v1::Config& config, Role role) {
+  return grpc::CreateChannel("unix:" + SocketPath(config, role), grpc::InsecureChannelCredentials());
+}
+
+int Health(const config::v1::Config& config) {
+  bool all_serving = true;
+  std::printf("%-10s %-12s %s\n", "COMPONENT", "STATUS", "DETAIL");
+  for (Role role : kStartOrder) {
+    HealthReport r = CheckHealth(SocketPath(config, role), absl::Seconds(2));
+    all_serving &= r.health == medvault::Health::kServing;
+    std::printf("%-10s %-12s %s\n", std::string(RoleName(role)).c_str(), HealthName(r.health),
+                r.detail.c_str());
+  }
+  return all_serving ? 0 : 1;
+}
+
+int HsmInfo(const config::v1::Config& config) {
+  auto stub = internal::v1::KeyVault::NewStub(Channel(config, Role::kKeyvault));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  internal::v1::GetTokenInfoResponse info;
+  grpc::Status status = stub->GetTokenInfo(&context, {}, &info);
+  if (!status.ok()) return Report(status, "keyvault GetTokenInfo");
+  std::printf("token:        %s (slot %llu)\nmanufacturer: %s\nmodel:        %s\nserial:       %s\n"
+              "library:      %s %s\nlogged in:    %s\n",
+              info.token_label().c_str(), static_cast<unsigned long long>(info.slot_id()),
+              info.manufacturer().c_str(), info.model().c_str(), info.serial_number().c_str(),
+              info.library_description().c_str(), info.library_version().c_str(),
+              info.logged_in() ? "yes" : "no");
+  return 0;
+}
+
+int ChainInfo(const config::v1::Config& config) {
+  auto stub = internal::v1::Signer::NewStub(Channel(config, Role::kSigner));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  internal::v1::GetChainInfoResponse info;
+  grpc::Status status = stub->GetChainInfo(&context, {}, &info);
+  if (!status.ok()) return Report(status, "signer GetChainInfo");
+  std::printf("chain id:     %llu\nlatest block: %llu\n",
+              static_cast<unsigned long long>(info.chain_id()),
+              static_cast<unsigned long long>(info.latest_block()));
+  return 0;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+struct GatewayOptions {
+  std::string address;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+// One call to the public API over mutual TLS, as an organisation makes it.
+int GatewayInfo(const GatewayOptions& o) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ReadFile(o.ca_file);
+  if (tls.pem_root_certs.empty()) {
+    std::cerr << "medvaultctl: cannot read CA certificate " << o.ca_file << "\n";
+    return 2;
+  }
+  if (!o.cert_file.empty()) {
+    tls.pem_cert_chain = ReadFile(o.cert_file);
+    tls.pem_private_key = ReadFile(o.key_file);
+    if (tls.pem_cert_chain.empty() || tls.pem_private_key.empty()) {
+      std::cerr << "medvaultctl: cannot read client certificate or key\n";
+      return 2;
+    }
+  }
+  auto stub = v1::SystemService::NewStub(grpc::CreateChannel(o.address, grpc::SslCredentials(tls)));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::GetSystemInfoResponse info;
+  grpc::Status status = stub->GetSystemInfo(&context, {}, &info);
+  if (!status.ok()) return Report(status, "gateway GetSystemInfo");
+  std::printf("medvault %s at %s\nyou are:  %s\nchain id: %llu\n", info.version().c_str(),
+              o.address.c_str(), info.caller_subject().c_str(),
+              static_cast<unsigned long long>(info.chain_id()));
+  bool all_serving = true;
+  for (const auto& c : info.components()) {
+    all_serving &= c.status() == v1::ComponentStatus::SERVING;
+    std::printf("  %-10s %-12s %s\n", c.name().c_str(),
+                v1::ComponentStatus::Status_Name(c.status()).c_str(), c.detail().c_str());
+  }
+  return all_serving ? 0 : 1;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app(absl::StrCat("medvaultctl ", kVersion, ": operate a medvault deployment."));
+  app.require_subcommand(1);
+  std::string config_path = kDefaultConfig;
+  app.add_option("-c,--config", config_path, "configuration file")
+      ->capture_default_str()
+      ->envname("MEDVAULT_CONFIG");
+  app.set_version_flag("--version", std::string(kVersion));
+
+  auto* health = app.add_subcommand(
+      "health", "print each component's status (SERVING, NOT_SERVING, UNREACHABLE); exit 1 unless all SERVING");
+  auto* hsm = app.add_subcommand("hsm", "the HSM behind the keyvault");
+  hsm->require_subcommand(1);
+  auto* hsm_info = hsm->add_subcommand("info", "describe the PKCS#11 token (never a secret)");
+  auto* chain = app.add_subcommand("chain", "the chain behind the signer");
+  chain->require_subcommand(1);
+  auto* chain_info = chain->add_subcommand("info", "chain id and latest block, as the signer sees them");
+  auto* gateway = app.add_subcommand("gateway", "the public API, as an organisation sees it");
+  gateway->require_subcommand(1);
+  GatewayOptions gw;
+  auto* gateway_info = gateway->add_subcommand(
+      "info", "call SystemService.GetSystemInfo over mutual TLS; exit 1 unless all SERVING");
+  gateway_info->add_option("--address", gw.address, "host:port of the gateway")->required();
+  gateway_info->add_option("--ca", gw.ca_file, "CA certificate that issued the gateway's certificate")
+      ->required();
+  gateway_info->add_option("--cert", gw.cert_file, "client certificate (PEM)");
+  gateway_info->add_option("--key", gw.key_file, "client private key (PEM)");
+  auto* check = app.add_subcommand("check-config", "validate the configuration file and exit");
+  CLI11_PARSE(app, argc, argv);
+  if (gateway_info->parsed()) return GatewayInfo(gw);
+
+  auto config = LoadConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "medvaultctl: " << config.status().message() << "\n";
+    return 2;
+  }
+  if (check->parsed()) {
+    std::cout << config_path << ": OK\n";
+    return 0;
+  }
+  if (health->parsed()) return Health(*config);
+  if (hsm_info->parsed()) return HsmInfo(*config);
+  if (chain_info->parsed()) return ChainInfo(*config);
+  return 2;
+}
+
+}  // namespace
+}  // namespace medvault::ctl
+
+int main(int argc, char** argv) { return medvault::ctl::Main(argc, argv); }

@@ -1,0 +1,75 @@
+// medvault-keyvault: the only process that loads the PKCS#11 module and
+// knows the HSM PIN.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/common/logging.h"
+#include "daemon/common/secret.h"
+#include "daemon/common/service_main.h"
+#include "daemon/common/status_macros.h"
+#include "daemon/common/users.h"
+#include "keyvault/keyvault_service.h"
+#include "keyvault/pkcs11_module.h"
+#include "keyvault/sandbox_policy.h"
+
+namespace medvault::keyvault {
+namespace {
+
+absl::StatusOr<SecretData> ReadPin(const config::v1::Config& config) {
+  const auto& p = config.keyvault().pkcs11();
+  std::string path = p.pin_file();
+  if (p.pin_source_case() == config::v1::Pkcs11::kPinCredential) {
+    const char* dir = getenv("CREDENTIALS_DIRECTORY");
+    if (dir == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "keyvault.pkcs11.pin_credential is \"", p.pin_credential(),
+          "\" but $CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit)"));
+    }
+    path = absl::StrCat(dir, "/", p.pin_credential());
+  }
+  // The PIN file belongs to the keyvault's user (or to root, who starts it).
+  std::vector<uid_t> owners = {geteuid()};
+  if (auto uid = LookupUid(config.keyvault().process().user()); uid.ok()) owners.push_back(*uid);
+  return ReadSecretFile(path, owners);
+}
+
+class KeyvaultProcess : public ServiceProcess {
+ public:
+  absl::Status Prepare(const config::v1::Config& config) override {
+    const auto& p = config.keyvault().pkcs11();
+    for (const auto& env : p.module_env()) setenv(env.name().c_str(), env.value().c_str(), 1);
+    ASSIGN_OR_RETURN(SecretData pin, ReadPin(config));
+    Pkcs11Module::TokenSelector token;
+    if (p.token_case() == config::v1::Pkcs11::kSlotId) {
+      token = p.slot_id();
+    } else {
+      token = p.token_label();
+    }
+    ASSIGN_OR_RETURN(module_, Pkcs11Module::Open(p.module_path(), token, pin));
+    ASSIGN_OR_RETURN(auto description, module_->Describe());
+    log::Info("hsm.logged_in", {{"token", description.label}, {"slot", description.slot_id},
+                                {"module", p.module_path()}});
+    return absl::OkStatus();
+  }
+
+  SyscallPolicy Policy() const override { return KeyvaultPolicy(); }
+
+  absl::Status Register(InternalServer& internal) override {
+    service_ = std::make_unique<KeyVaultService>(module_.get());
+    internal.AddService(service_.get(), *InternalService(Role::kKeyvault));
+    return absl::OkStatus();
+  }
+
+ private:
+  std::unique_ptr<Pkcs11Module> module_;
+  std::unique_ptr<KeyVaultService> service_;
+};
+
+}  // namespace
+}  // namespace medvault::keyvault
+
+int main(int argc, char** argv) {
+  medvault::keyvault::KeyvaultProcess process;
+  return medvault::ServiceMain(medvault::Role::kKeyvault, argc, argv, process);
+}
