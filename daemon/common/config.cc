@@ -2,12 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -27,13 +29,19 @@ using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 using google::protobuf::TextFormat;
 
-// Collects the parser's complaints as "file:line:column: message".
+// Collects the parser's complaints as "file:line:column: field: message".
+// The parser names unknown fields itself but not the field whose value it
+// could not read ("Expected string"), so the field is taken from the text:
+// the last "name:" before the error on that line.
 class ErrorCollector : public google::protobuf::io::ErrorCollector {
  public:
-  explicit ErrorCollector(absl::string_view file) : file_(file) {}
+  ErrorCollector(absl::string_view file, absl::string_view text)
+      : file_(file), lines_(absl::StrSplit(text, '\n')) {}
   void AddError(int line, google::protobuf::io::ColumnNumber column,
                 const std::string& message) override {
-    errors_.push_back(absl::StrCat(file_, ":", line + 1, ":", column + 1, ": ", message));
+    std::string field = FieldBefore(line, column);
+    errors_.push_back(absl::StrCat(file_, ":", line + 1, ":", column + 1, ": ",
+                                   field.empty() ? "" : field + ": ", message));
   }
   void AddWarning(int line, google::protobuf::io::ColumnNumber column,
                   const std::string& message) override {
@@ -42,7 +50,20 @@ class ErrorCollector : public google::protobuf::io::ErrorCollector {
   const std::vector<std::string>& errors() const { return errors_; }
 
  private:
+  std::string FieldBefore(int line, int column) const {
+    if (line < 0 || static_cast<size_t>(line) >= lines_.size()) return "";
+    absl::string_view text = lines_[line].substr(0, static_cast<size_t>(std::max(column, 0)));
+    size_t colon = text.rfind(':');
+    if (colon == absl::string_view::npos) return "";
+    size_t end = colon;
+    while (end > 0 && text[end - 1] == ' ') --end;
+    size_t begin = end;
+    while (begin > 0 && (absl::ascii_isalnum(text[begin - 1]) || text[begin - 1] == '_')) --begin;
+    return std::string(text.substr(begin, end - begin));
+  }
+
   std::string file_;
+  std::vector<absl::string_view> lines_;
   std::vector<std::string> errors_;
 };
 
@@ -253,7 +274,7 @@ void ApplyDefaults(Config& config) {
 absl::StatusOr<Config> ParseConfig(absl::string_view text, absl::string_view filename) {
   Config config;
   TextFormat::Parser parser;
-  ErrorCollector collector(filename);
+  ErrorCollector collector(filename, text);
   TextFormat::ParseInfoTree tree;
   parser.RecordErrorsTo(&collector);
   parser.WriteLocationsTo(&tree);

@@ -23,9 +23,11 @@
 namespace medvault::supervisor {
 namespace {
 
-// The runtime directory holds the sockets: 2770 root:<socket group> when
-// root (the setgid bit is belt and braces: each process also chowns its
-// socket), 0700 otherwise.
+// The runtime directory holds the sockets: 3770 root:<socket group> when
+// root, as systemd-tmpfiles makes it (systemd/medvault-tmpfiles.conf). The
+// setgid bit is belt and braces (each process also chowns its socket); the
+// sticky bit keeps one process from deleting another's socket and putting
+// an impostor in its place. 0700 when not root.
 absl::Status PrepareRuntimeDir(const config::v1::Config& config) {
   const std::string& dir = config.runtime_dir();
   std::error_code ec;
@@ -34,7 +36,7 @@ absl::Status PrepareRuntimeDir(const config::v1::Config& config) {
   if (geteuid() == 0) {
     auto gid = LookupGid(config.socket_group());
     if (!gid.ok()) return gid.status();
-    if (chown(dir.c_str(), 0, *gid) != 0 || chmod(dir.c_str(), 02770) != 0) {
+    if (chown(dir.c_str(), 0, *gid) != 0 || chmod(dir.c_str(), 03770) != 0) {
       return absl::FailedPreconditionError(absl::StrCat("runtime_dir ", dir, ": ", strerror(errno)));
     }
   } else if (chmod(dir.c_str(), 0700) != 0) {
