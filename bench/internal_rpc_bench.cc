@@ -3,7 +3,7 @@
 // beside the floor, a bare 64-byte request/response over a Unix socket pair,
 // all measured in the same run.
 //
-//   build/release/bench/internal_rpc_bench
+//   build/bench/bench/internal_rpc_bench
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/server_posix.h>
@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "daemon/common/internal_server.h"
+#include "daemon/common/logging.h"
 #include "daemon/common/method_guard.h"
 #include "medvault/internal/v1/keyvault.grpc.pb.h"
 
@@ -30,11 +31,25 @@ class FixedKeyVault : public Guardable<internal::v1::KeyVault::Service> {
   }
 };
 
-std::string TempSocket(const char* name) {
-  char tmpl[] = "/tmp/medvault-bench-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) std::abort();
-  return std::string(tmpl) + "/" + name;
-}
+// A socket path in a fresh directory, removed with the object.
+class TempSocket {
+ public:
+  explicit TempSocket(const char* name) {
+    char tmpl[] = "/tmp/medvault-bench-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) std::abort();
+    dir_ = tmpl;
+    path_ = dir_ + "/" + name;
+  }
+  ~TempSocket() {
+    unlink(path_.c_str());
+    rmdir(dir_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_;
+  std::string path_;
+};
 
 void CallLoop(benchmark::State& state, const std::string& target) {
   auto stub = internal::v1::KeyVault::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
@@ -74,7 +89,8 @@ BENCHMARK(BM_UnixSocketRoundTrip)->UseRealTime();
 
 // A unary gRPC call over a Unix socket with no allowlist guard.
 void BM_UnguardedRpc(benchmark::State& state) {
-  std::string path = TempSocket("plain.sock");
+  TempSocket socket_path("plain.sock");
+  const std::string& path = socket_path.path();
   FixedKeyVault service;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + path, grpc::InsecureServerCredentials());
@@ -88,7 +104,8 @@ BENCHMARK(BM_UnguardedRpc)->UseRealTime();
 // The same call through InternalServer: SO_PEERCRED at accept, the guard on
 // every call.
 void BM_GuardedRpc(benchmark::State& state) {
-  std::string path = TempSocket("keyvault.sock");
+  TempSocket socket_path("keyvault.sock");
+  const std::string& path = socket_path.path();
   MethodAllowlist allowlist;
   allowlist.Allow("GetTokenInfo", geteuid());
   FixedKeyVault service;
@@ -107,7 +124,27 @@ void BM_GuardedRpc(benchmark::State& state) {
 }
 BENCHMARK(BM_GuardedRpc)->UseRealTime();
 
+// The guard's own work per call: peer look-up and allowlist check.
+void BM_GuardDecision(benchmark::State& state) {
+  PeerRegistry peers;
+  for (int fd = 3; fd < 200; ++fd) peers.Record(fd, {1000 + fd, 1000 + static_cast<uid_t>(fd), 1000});
+  MethodAllowlist allowlist;
+  allowlist.Allow("GetTokenInfo", 1100);
+  for (auto _ : state) {
+    auto creds = peers.Lookup("fd:100");
+    benchmark::DoNotOptimize(creds.has_value() && allowlist.IsAllowed("GetTokenInfo", creds->uid));
+  }
+}
+BENCHMARK(BM_GuardDecision);
+
 }  // namespace
 }  // namespace medvault
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  medvault::log::Init("bench", medvault::log::Level::kWarning, medvault::log::Format::kLogfmt);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -26,8 +26,11 @@ function(medvault_cc_test)
   add_executable(${ARG_NAME} ${ARG_SRCS})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
   set_target_properties(${ARG_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
+  # gtest_discover_tests passes only the first element of a list-valued
+  # property on, so each variable goes in a property of its own.
   gtest_discover_tests(${ARG_NAME}
     PROPERTIES LABELS "${ARG_LABELS}"
-               ENVIRONMENT "MEDVAULT_BIN_DIR=${PROJECT_BINARY_DIR}/bin;MEDVAULT_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+               ENVIRONMENT "MEDVAULT_BIN_DIR=${PROJECT_BINARY_DIR}/bin"
+               ENVIRONMENT_MODIFICATION "MEDVAULT_SOURCE_DIR=set:${PROJECT_SOURCE_DIR}"
     DISCOVERY_TIMEOUT 30)
 endfunction()

@@ -7,7 +7,13 @@
 namespace medvault {
 
 HealthReport CheckHealth(const std::string& socket_path, absl::Duration timeout) {
-  auto channel = grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials());
+  // A connection of its own: through the global subchannel pool a probe
+  // would inherit an earlier probe's failed connection and its reconnect
+  // backoff, and a process that has just come back would look down.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto channel =
+      grpc::CreateCustomChannel("unix:" + socket_path, grpc::InsecureChannelCredentials(), args);
   auto stub = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));

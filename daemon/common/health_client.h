@@ -1,5 +1,6 @@
 // Asks a process's gRPC health service (grpc.health.v1) whether it is
-// SERVING, over its Unix socket.
+// SERVING, over its Unix socket. Every probe opens a fresh connection, so a
+// process that has just restarted is seen at once.
 #ifndef MEDVAULT_DAEMON_COMMON_HEALTH_CLIENT_H_
 #define MEDVAULT_DAEMON_COMMON_HEALTH_CLIENT_H_
 

@@ -31,7 +31,30 @@ spdlog::level::level_enum ToSpd(Level level) {
   return spdlog::level::info;
 }
 
-// logfmt: bare when the value is a plain token, quoted and escaped otherwise.
+// Quotes `v`, escaping quotes, backslashes and control characters (as
+// \u00XX in JSON, \xXX in logfmt) so one event always stays one line.
+void AppendQuoted(std::string& out, absl::string_view v, Format format) {
+  out.push_back('"');
+  for (char c : v) {
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppend(&out, format == Format::kJson ? "\\u00" : "\\x",
+                          absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+// logfmt values are bare when they are a plain token, quoted otherwise.
 void AppendLogfmtValue(std::string& out, absl::string_view v) {
   bool plain = !v.empty();
   for (char c : v) {
@@ -42,45 +65,9 @@ void AppendLogfmtValue(std::string& out, absl::string_view v) {
   }
   if (plain) {
     out.append(v.data(), v.size());
-    return;
+  } else {
+    AppendQuoted(out, v, Format::kLogfmt);
   }
-  out.push_back('"');
-  for (char c : v) {
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppend(&out, "\\x", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
-void AppendJsonString(std::string& out, absl::string_view v) {
-  out.push_back('"');
-  for (char c : v) {
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
 }
 
 // gRPC's own diagnostics join the same stream as events named "grpc".
@@ -98,12 +85,12 @@ std::string FormatBody(Format format, absl::string_view event,
   std::string out;
   if (format == Format::kJson) {
     out.append("\"event\":");
-    AppendJsonString(out, event);
+    AppendQuoted(out, event, Format::kJson);
     for (const Field& f : fields) {
       out.push_back(',');
-      AppendJsonString(out, f.key);
+      AppendQuoted(out, f.key, Format::kJson);
       out.push_back(':');
-      AppendJsonString(out, f.value);
+      AppendQuoted(out, f.value, Format::kJson);
     }
     out.push_back('}');
     return out;

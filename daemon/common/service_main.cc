@@ -76,8 +76,8 @@ int ServiceMain(Role role, int argc, char** argv, ServiceProcess& process) {
   bool check_only = false;
   bool print_policy = false;
   pid_t supervisor_pid = 0;
-  app.add_option("-c,--config", config_path, "configuration file (protobuf text format)")
-      ->required();
+  app.add_option("-c,--config", config_path,
+                 "configuration file (protobuf text format); required except with --print-policy");
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
   app.add_flag("--print-policy", print_policy, "print the seccomp allowlist and exit");
   app.add_option("--supervisor-pid", supervisor_pid,
@@ -89,6 +89,10 @@ int ServiceMain(Role role, int argc, char** argv, ServiceProcess& process) {
   if (print_policy) {
     std::cout << process.Policy().Describe() << "\n";
     return 0;
+  }
+  if (config_path.empty()) {
+    std::cerr << name << ": --config is required\n" << app.help();
+    return 2;
   }
   auto config = LoadConfig(config_path);
   if (!config.ok()) {

@@ -36,6 +36,17 @@ SyscallPolicy SyscallPolicy::GrpcService() {
       .Allow({"uname", "getuid", "geteuid", "getgid", "getegid", "getppid"},
              "identity queries of glibc, gRPC and OpenSSL (read-only)")
       .Allow({"exit_group"}, "orderly exit");
+#if defined(MEDVAULT_SANITIZE)
+  // Sanitizer builds only (never release): the ASan/UBSan runtime prints its
+  // reports with raw syscalls of its own, not glibc's. Without these two, a
+  // memory error or undefined behaviour in a sandboxed process is lost: the
+  // process dies of SIGSYS before the report is written.
+  p.Allow({"open",       // sanitizer runtime: reads /proc/self/maps and the binaries to
+                         // symbolize the report's stack traces
+           "readlink"},  // sanitizer runtime: resolves /proc/self/exe and library paths
+                         // for the report's module names
+          "sanitizer builds: AddressSanitizer/UBSan error reports");
+#endif
   return p;
 }
 
@@ -51,7 +62,13 @@ SyscallPolicy& SyscallPolicy::AllowSocketFamilies(std::initializer_list<int> fam
                                                   const char* why) {
   for (int f : families) socket_families_.push_back(f);
   Group g;
-  g.names = {absl::StrCat("socket/socketpair(", absl::StrJoin(families, ","), ")")};
+  g.names = {absl::StrCat("socket/socketpair(", absl::StrJoin(families, ",", [](std::string* out, int f) {
+                             out->append(f == AF_UNIX    ? "AF_UNIX"
+                                         : f == AF_INET  ? "AF_INET"
+                                         : f == AF_INET6 ? "AF_INET6"
+                                                         : std::to_string(f));
+                           }),
+                           ")")};
   g.why = why;
   groups_.push_back(std::move(g));
   return *this;
