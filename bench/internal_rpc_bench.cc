@@ -52,7 +52,8 @@ class TempSocket {
 };
 
 void CallLoop(benchmark::State& state, const std::string& target) {
-  auto stub = internal::v1::KeyVault::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  auto stub = internal::v1::KeyVault::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
   for (auto _ : state) {
     grpc::ClientContext context;
     internal::v1::GetTokenInfoResponse response;
@@ -76,7 +77,8 @@ void BM_UnixSocketRoundTrip(benchmark::State& state) {
   });
   char buf[64] = {1};
   for (auto _ : state) {
-    if (write(fds[0], buf, sizeof(buf)) != sizeof(buf) || read(fds[0], buf, sizeof(buf)) != sizeof(buf)) {
+    if (write(fds[0], buf, sizeof(buf)) != sizeof(buf) ||
+        read(fds[0], buf, sizeof(buf)) != sizeof(buf)) {
       state.SkipWithError("socket pair failed");
       break;
     }
@@ -114,7 +116,9 @@ void BM_GuardedRpc(benchmark::State& state) {
     state.SkipWithError(std::string(server.status().message()).c_str());
     return;
   }
-  (*server)->AddService(&service, *internal::v1::GetTokenInfoRequest::descriptor()->file()->FindServiceByName("KeyVault"));
+  (*server)->AddService(
+      &service,
+      *internal::v1::GetTokenInfoRequest::descriptor()->file()->FindServiceByName("KeyVault"));
   if (!(*server)->Start().ok()) {
     state.SkipWithError("start failed");
     return;
@@ -127,7 +131,8 @@ BENCHMARK(BM_GuardedRpc)->UseRealTime();
 // The guard's own work per call: peer look-up and allowlist check.
 void BM_GuardDecision(benchmark::State& state) {
   PeerRegistry peers;
-  for (int fd = 3; fd < 200; ++fd) peers.Record(fd, {1000 + fd, 1000 + static_cast<uid_t>(fd), 1000});
+  for (int fd = 3; fd < 200; ++fd)
+    peers.Record(fd, {1000 + fd, 1000 + static_cast<uid_t>(fd), 1000});
   MethodAllowlist allowlist;
   allowlist.Allow("GetTokenInfo", 1100);
   for (auto _ : state) {

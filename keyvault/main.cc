@@ -22,9 +22,9 @@ absl::StatusOr<SecretData> ReadPin(const config::v1::Config& config) {
   if (p.pin_source_case() == config::v1::Pkcs11::kPinCredential) {
     const char* dir = getenv("CREDENTIALS_DIRECTORY");
     if (dir == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "keyvault.pkcs11.pin_credential is \"", p.pin_credential(),
-          "\" but $CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("keyvault.pkcs11.pin_credential is \"", p.pin_credential(),
+                       "\" but $CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit)"));
     }
     path = absl::StrCat(dir, "/", p.pin_credential());
   }
@@ -48,8 +48,9 @@ class KeyvaultProcess : public ServiceProcess {
     }
     ASSIGN_OR_RETURN(module_, Pkcs11Module::Open(p.module_path(), token, pin));
     ASSIGN_OR_RETURN(auto description, module_->Describe());
-    log::Info("hsm.logged_in", {{"token", description.label}, {"slot", description.slot_id},
-                                {"module", p.module_path()}});
+    log::Info(
+        "hsm.logged_in",
+        {{"token", description.label}, {"slot", description.slot_id}, {"module", p.module_path()}});
     return absl::OkStatus();
   }
 

@@ -135,10 +135,10 @@ absl::Status Ckr(const char* function, CK_RV rv) {
   }
 }
 
-#define CK_CALL(fn, ...)                                   \
-  do {                                                     \
-    CK_RV _rv = impl->functions->fn(__VA_ARGS__);          \
-    if (_rv != CKR_OK) return Ckr(#fn, _rv);               \
+#define CK_CALL(fn, ...)                          \
+  do {                                            \
+    CK_RV _rv = impl->functions->fn(__VA_ARGS__); \
+    if (_rv != CKR_OK) return Ckr(#fn, _rv);      \
   } while (0)
 
 // PKCS#11 pads its fixed-width text fields with blanks.
@@ -147,9 +147,7 @@ std::string Text(const unsigned char* field, size_t size) {
   return std::string(absl::StripTrailingAsciiWhitespace(s));
 }
 
-std::string Version(const CK_VERSION& v) {
-  return absl::StrCat(v.major, ".", v.minor);
-}
+std::string Version(const CK_VERSION& v) { return absl::StrCat(v.major, ".", v.minor); }
 
 }  // namespace
 
@@ -157,7 +155,8 @@ std::string CkrName(unsigned long rv) {
   for (const CkrEntry& e : kCkrNames) {
     if (e.rv == rv) return absl::StrFormat("%s (0x%lx)", e.name, rv);
   }
-  if (rv >= CKR_VENDOR_DEFINED) return absl::StrFormat("CKR_VENDOR_DEFINED+0x%lx", rv - CKR_VENDOR_DEFINED);
+  if (rv >= CKR_VENDOR_DEFINED)
+    return absl::StrFormat("CKR_VENDOR_DEFINED+0x%lx", rv - CKR_VENDOR_DEFINED);
   return absl::StrFormat("CKR_0x%lx", rv);
 }
 
@@ -186,9 +185,11 @@ absl::StatusOr<CK_SLOT_ID> FindSlot(Pkcs11Module::TokenSelector token, CK_FUNCTI
   if (const uint64_t* slot = std::get_if<uint64_t>(&token)) return static_cast<CK_SLOT_ID>(*slot);
   const std::string& label = std::get<std::string>(token);
   CK_ULONG count = 0;
-  if (CK_RV rv = f->C_GetSlotList(CK_TRUE, nullptr, &count); rv != CKR_OK) return Ckr("C_GetSlotList", rv);
+  if (CK_RV rv = f->C_GetSlotList(CK_TRUE, nullptr, &count); rv != CKR_OK)
+    return Ckr("C_GetSlotList", rv);
   std::vector<CK_SLOT_ID> slots(count);
-  if (CK_RV rv = f->C_GetSlotList(CK_TRUE, slots.data(), &count); rv != CKR_OK) return Ckr("C_GetSlotList", rv);
+  if (CK_RV rv = f->C_GetSlotList(CK_TRUE, slots.data(), &count); rv != CKR_OK)
+    return Ckr("C_GetSlotList", rv);
   slots.resize(count);
   for (CK_SLOT_ID slot : slots) {
     CK_TOKEN_INFO info{};
@@ -210,7 +211,8 @@ absl::StatusOr<std::unique_ptr<Pkcs11Module>> Pkcs11Module::Open(const std::stri
   auto impl = std::make_unique<Impl>();
   impl->library = dlopen(module_path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (impl->library == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot load PKCS#11 module ", module_path, ": ", dlerror()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot load PKCS#11 module ", module_path, ": ", dlerror()));
   }
   auto get_list = reinterpret_cast<CK_C_GetFunctionList>(dlsym(impl->library, "C_GetFunctionList"));
   if (get_list == nullptr) {

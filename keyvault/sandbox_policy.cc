@@ -8,8 +8,8 @@ SyscallPolicy KeyvaultPolicy() {
       // The PKCS#11 module keeps its token on disk (SoftHSM2: one file per
       // object, re-read when another session changed it, locked while
       // written) and may create and remove object files.
-      .Allow({"flock", "fsync", "fdatasync", "ftruncate", "getdents64", "unlink", "rename",
-              "mkdir", "umask", "statfs", "fstatfs"},
+      .Allow({"flock", "fsync", "fdatasync", "ftruncate", "getdents64", "unlink", "rename", "mkdir",
+              "umask", "statfs", "fstatfs"},
              "the PKCS#11 module reads, locks and rewrites its token files");
 }
 

@@ -111,7 +111,8 @@ class Validator {
         }
         segment = segment.substr(0, bracket);
       }
-      const FieldDescriptor* field = desc == nullptr ? nullptr : desc->FindFieldByName(std::string(segment));
+      const FieldDescriptor* field =
+          desc == nullptr ? nullptr : desc->FindFieldByName(std::string(segment));
       if (field == nullptr || tree == nullptr) return line;
       auto loc = tree->GetLocation(field, index);
       if (loc.line < 0) return line;
@@ -179,7 +180,8 @@ class Validator {
         Fail(absl::StrCat(at, ".method"),
              absl::StrCat("method \"", entry.method(), "\" is listed twice"));
       }
-      if (entry.callers().empty()) Fail(absl::StrCat(at, ".callers"), "at least one caller required");
+      if (entry.callers().empty())
+        Fail(absl::StrCat(at, ".callers"), "at least one caller required");
       for (int c = 0; c < entry.callers_size(); ++c) {
         RequireUser(absl::StrCat(at, ".callers[", c, "]"), entry.callers(c));
       }
@@ -211,7 +213,8 @@ class Validator {
     for (int i = 0; i < p.module_env_size(); ++i) {
       const std::string& name = p.module_env(i).name();
       if (name.empty() || absl::StrContains(name, '=')) {
-        Fail(absl::StrCat("keyvault.pkcs11.module_env[", i, "].name"), "must be a non-empty name without '='");
+        Fail(absl::StrCat("keyvault.pkcs11.module_env[", i, "].name"),
+             "must be a non-empty name without '='");
       }
     }
   }
@@ -221,7 +224,8 @@ class Validator {
     if (url.empty()) {
       Fail("signer.rpc_url", "required");
     } else if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
-      Fail("signer.rpc_url", absl::StrCat("must start with http:// or https://, got \"", url, "\""));
+      Fail("signer.rpc_url",
+           absl::StrCat("must start with http:// or https://, got \"", url, "\""));
     }
     if (config_.signer().rpc_timeout_ms() > 600000) {
       Fail("signer.rpc_timeout_ms", "must be at most 600000");
@@ -237,7 +241,8 @@ class Validator {
       Fail("gateway.listen_address", "required");
     } else if (colon == std::string::npos || colon == 0 ||
                !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port < 0 || port > 65535) {
-      Fail("gateway.listen_address", absl::StrCat("must be host:port with a port from 0 to 65535, got \"", addr, "\""));
+      Fail("gateway.listen_address",
+           absl::StrCat("must be host:port with a port from 0 to 65535, got \"", addr, "\""));
     }
     RequireAbsolute("gateway.tls.cert_file", gw.tls().cert_file());
     RequireAbsolute("gateway.tls.key_file", gw.tls().key_file());
@@ -290,8 +295,8 @@ absl::StatusOr<Config> ParseConfig(absl::string_view text, absl::string_view fil
 absl::StatusOr<Config> LoadConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot read configuration file ", path, ": ",
-                                            strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat("cannot read configuration file ", path, ": ", strerror(errno)));
   }
   std::stringstream text;
   text << in.rdbuf();

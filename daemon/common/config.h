@@ -9,9 +9,9 @@
 #define MEDVAULT_DAEMON_COMMON_CONFIG_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "medvault/config/v1/config.pb.h"
 
 namespace medvault {

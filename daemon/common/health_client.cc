@@ -32,9 +32,12 @@ HealthReport CheckHealth(const std::string& socket_path, absl::Duration timeout)
 
 const char* HealthName(Health health) {
   switch (health) {
-    case Health::kServing: return "SERVING";
-    case Health::kNotServing: return "NOT_SERVING";
-    case Health::kUnreachable: return "UNREACHABLE";
+    case Health::kServing:
+      return "SERVING";
+    case Health::kNotServing:
+      return "NOT_SERVING";
+    case Health::kUnreachable:
+      return "UNREACHABLE";
   }
   return "UNKNOWN";
 }

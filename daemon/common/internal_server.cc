@@ -31,8 +31,8 @@ absl::StatusOr<std::unique_ptr<InternalServer>> InternalServer::Bind(
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "socket path ", path, " is longer than ", sizeof(addr.sun_path) - 1, " bytes"));
+    return absl::InvalidArgumentError(absl::StrCat("socket path ", path, " is longer than ",
+                                                   sizeof(addr.sun_path) - 1, " bytes"));
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 
@@ -86,7 +86,8 @@ absl::Status InternalServer::Start() {
   grpc::ServerBuilder builder;
   for (auto& service : services_) builder.RegisterService(service.get());
   server_ = builder.BuildAndStart();
-  if (server_ == nullptr) return absl::InternalError(absl::StrCat("cannot start gRPC server for ", path_));
+  if (server_ == nullptr)
+    return absl::InternalError(absl::StrCat("cannot start gRPC server for ", path_));
   SetServing(false);
   acceptor_ = std::thread([this] { AcceptLoop(); });
   log::Info("internal_server.listening", {{"socket", path_}});
@@ -136,7 +137,8 @@ void InternalServer::AcceptLoop() {
       continue;
     }
     peers_.Record(fd, {cred.pid, cred.uid, cred.gid});
-    log::Debug("internal_server.accepted", {{"fd", fd}, {"uid", static_cast<uint64_t>(cred.uid)},
+    log::Debug("internal_server.accepted", {{"fd", fd},
+                                            {"uid", static_cast<uint64_t>(cred.uid)},
                                             {"pid", static_cast<int64_t>(cred.pid)}});
     grpc::AddInsecureChannelFromFd(server_.get(), fd);
   }

@@ -16,17 +16,21 @@ namespace {
 std::atomic<Format> g_format{Format::kLogfmt};
 
 std::shared_ptr<spdlog::logger>& Logger() {
-  static auto* logger = new std::shared_ptr<spdlog::logger>(
-      std::make_shared<spdlog::logger>("medvault", std::make_shared<spdlog::sinks::stderr_sink_mt>()));
+  static auto* logger = new std::shared_ptr<spdlog::logger>(std::make_shared<spdlog::logger>(
+      "medvault", std::make_shared<spdlog::sinks::stderr_sink_mt>()));
   return *logger;
 }
 
 spdlog::level::level_enum ToSpd(Level level) {
   switch (level) {
-    case Level::kDebug: return spdlog::level::debug;
-    case Level::kInfo: return spdlog::level::info;
-    case Level::kWarning: return spdlog::level::warn;
-    case Level::kError: return spdlog::level::err;
+    case Level::kDebug:
+      return spdlog::level::debug;
+    case Level::kInfo:
+      return spdlog::level::info;
+    case Level::kWarning:
+      return spdlog::level::warn;
+    case Level::kError:
+      return spdlog::level::err;
   }
   return spdlog::level::info;
 }
@@ -37,11 +41,21 @@ void AppendQuoted(std::string& out, absl::string_view v, Format format) {
   out.push_back('"');
   for (char c : v) {
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           absl::StrAppend(&out, format == Format::kJson ? "\\u00" : "\\x",
@@ -72,7 +86,7 @@ void AppendLogfmtValue(std::string& out, absl::string_view v) {
 
 // gRPC's own diagnostics join the same stream as events named "grpc".
 void GrpcLogBridge(gpr_log_func_args* args) {
-  Level level = args->severity == GPR_LOG_SEVERITY_ERROR ? Level::kError
+  Level level = args->severity == GPR_LOG_SEVERITY_ERROR  ? Level::kError
                 : args->severity == GPR_LOG_SEVERITY_INFO ? Level::kInfo
                                                           : Level::kDebug;
   Emit(level, "grpc", {{"file", args->file}, {"line", args->line}, {"msg", args->message}});
@@ -114,8 +128,8 @@ void Init(absl::string_view process, Level level, Format format) {
   std::string proc(process);
   if (format == Format::kJson) {
     // The body (from FormatBody) closes the object.
-    logger->set_pattern(absl::StrCat(R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","proc":")",
-                                     proc, R"(","pid":%P,%v)"),
+    logger->set_pattern(absl::StrCat(R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","proc":")", proc,
+                                     R"(","pid":%P,%v)"),
                         spdlog::pattern_time_type::utc);
   } else {
     logger->set_pattern(absl::StrCat("ts=%Y-%m-%dT%H:%M:%S.%fZ level=%l proc=", proc, " pid=%P %v"),

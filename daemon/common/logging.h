@@ -12,9 +12,9 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace medvault::log {
 
@@ -58,8 +58,7 @@ inline void Error(absl::string_view event, std::initializer_list<Field> fields =
 }
 
 // Formats the body of a line (everything after the prefix); exposed for tests.
-std::string FormatBody(Format format, absl::string_view event,
-                       std::initializer_list<Field> fields);
+std::string FormatBody(Format format, absl::string_view event, std::initializer_list<Field> fields);
 
 }  // namespace medvault::log
 

@@ -61,7 +61,8 @@ class GuardHandler : public MethodHandler {
     std::optional<PeerCredentials> creds = peers_->Lookup(peer);
     if (!creds.has_value()) {
       if (log) {
-        log::Warn("rpc.denied", {{"method", method_}, {"peer", peer}, {"reason", "unknown peer credentials"}});
+        log::Warn("rpc.denied",
+                  {{"method", method_}, {"peer", peer}, {"reason", "unknown peer credentials"}});
       }
       return false;
     }

@@ -1,7 +1,7 @@
 #include "daemon/common/peer_registry.h"
 
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 
 namespace medvault {
 

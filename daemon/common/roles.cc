@@ -11,11 +11,16 @@ namespace medvault {
 
 absl::string_view RoleName(Role role) {
   switch (role) {
-    case Role::kKeyvault: return "keyvault";
-    case Role::kPolicy: return "policy";
-    case Role::kStorage: return "storage";
-    case Role::kSigner: return "signer";
-    case Role::kGateway: return "gateway";
+    case Role::kKeyvault:
+      return "keyvault";
+    case Role::kPolicy:
+      return "policy";
+    case Role::kStorage:
+      return "storage";
+    case Role::kSigner:
+      return "signer";
+    case Role::kGateway:
+      return "gateway";
   }
   return "unknown";
 }
@@ -35,11 +40,16 @@ std::string SocketPath(const config::v1::Config& config, Role role) {
 
 const config::v1::Process& ProcessConfig(const config::v1::Config& config, Role role) {
   switch (role) {
-    case Role::kKeyvault: return config.keyvault().process();
-    case Role::kPolicy: return config.policy().process();
-    case Role::kStorage: return config.storage().process();
-    case Role::kSigner: return config.signer().process();
-    case Role::kGateway: return config.gateway().process();
+    case Role::kKeyvault:
+      return config.keyvault().process();
+    case Role::kPolicy:
+      return config.policy().process();
+    case Role::kStorage:
+      return config.storage().process();
+    case Role::kSigner:
+      return config.signer().process();
+    case Role::kGateway:
+      return config.gateway().process();
   }
   return config::v1::Process::default_instance();
 }
@@ -55,7 +65,8 @@ const google::protobuf::ServiceDescriptor* InternalService(Role role) {
       return internal::v1::GetStoreInfoRequest::descriptor()->file()->FindServiceByName("Storage");
     case Role::kSigner:
       return internal::v1::GetChainInfoRequest::descriptor()->file()->FindServiceByName("Signer");
-    case Role::kGateway: return nullptr;
+    case Role::kGateway:
+      return nullptr;
   }
   return nullptr;
 }

@@ -6,8 +6,8 @@
 #include <array>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
+#include "absl/strings/string_view.h"
 #include "medvault/config/v1/config.pb.h"
 
 namespace google::protobuf {
@@ -20,8 +20,8 @@ enum class Role { kKeyvault, kPolicy, kStorage, kSigner, kGateway };
 
 // Dependency order: medvaultd starts them in this order and stops them in
 // the reverse order.
-inline constexpr std::array<Role, 5> kStartOrder = {
-    Role::kKeyvault, Role::kPolicy, Role::kStorage, Role::kSigner, Role::kGateway};
+inline constexpr std::array<Role, 5> kStartOrder = {Role::kKeyvault, Role::kPolicy, Role::kStorage,
+                                                    Role::kSigner, Role::kGateway};
 
 // "keyvault", "policy", ...
 absl::string_view RoleName(Role role);

@@ -46,7 +46,8 @@ absl::Status DropBoundingSet() {
   if (!CAP_IS_SUPPORTED(CAP_SETPCAP)) return absl::OkStatus();
   for (cap_value_t cap = 0; cap <= CAP_LAST_CAP; ++cap) {
     if (prctl(PR_CAPBSET_READ, cap) <= 0) continue;
-    if (cap_drop_bound(cap) != 0) return Errno(absl::StrCat("dropping capability ", cap, " from the bounding set"));
+    if (cap_drop_bound(cap) != 0)
+      return Errno(absl::StrCat("dropping capability ", cap, " from the bounding set"));
   }
   return absl::OkStatus();
 }
@@ -60,8 +61,8 @@ absl::Status SwitchUser(const SandboxOptions& options) {
     groups.push_back(socket_gid);
   }
   if (uid == 0 || gid == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "sandbox: refusing to run as ", options.user, ":", options.group, " (uid or gid 0)"));
+    return absl::FailedPreconditionError(absl::StrCat("sandbox: refusing to run as ", options.user,
+                                                      ":", options.group, " (uid or gid 0)"));
   }
   RETURN_IF_ERROR(DropBoundingSet());
   if (setgroups(groups.size(), groups.data()) != 0) return Errno("setgroups");
@@ -71,8 +72,10 @@ absl::Status SwitchUser(const SandboxOptions& options) {
   if (setuid(0) == 0 || seteuid(0) == 0) {
     return absl::InternalError("sandbox: root could be regained after the uid switch");
   }
-  log::Info("sandbox.user", {{"user", options.user}, {"uid", static_cast<uint64_t>(uid)},
-                             {"group", options.group}, {"gid", static_cast<uint64_t>(gid)}});
+  log::Info("sandbox.user", {{"user", options.user},
+                             {"uid", static_cast<uint64_t>(uid)},
+                             {"group", options.group},
+                             {"gid", static_cast<uint64_t>(gid)}});
   return absl::OkStatus();
 }
 
@@ -98,9 +101,9 @@ absl::Status EnterSandbox(const SandboxOptions& options, const SyscallPolicy& po
   } else {
     auto want = LookupUid(options.user);
     if (!want.ok() || *want != geteuid()) {
-      log::Warn("sandbox.user_switch_skipped",
-                {{"reason", "not started as root"}, {"uid", static_cast<uint64_t>(geteuid())},
-                 {"configured_user", options.user}});
+      log::Warn("sandbox.user_switch_skipped", {{"reason", "not started as root"},
+                                                {"uid", static_cast<uint64_t>(geteuid())},
+                                                {"configured_user", options.user}});
     }
   }
 

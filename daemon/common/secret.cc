@@ -57,7 +57,8 @@ bool SecretData::ConstantTimeEquals(const SecretData& other) const {
   return CRYPTO_memcmp(data_, other.data_, size_) == 0;
 }
 
-absl::StatusOr<SecretData> ReadSecretFile(const std::string& path, const std::vector<uid_t>& owners) {
+absl::StatusOr<SecretData> ReadSecretFile(const std::string& path,
+                                          const std::vector<uid_t>& owners) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     return absl::FailedPreconditionError(
@@ -66,18 +67,19 @@ absl::StatusOr<SecretData> ReadSecretFile(const std::string& path, const std::ve
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
-    return absl::FailedPreconditionError(absl::StrCat("secret file ", path, " is not a regular file"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("secret file ", path, " is not a regular file"));
   }
   if ((st.st_mode & 077) != 0) {
     close(fd);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "secret file ", path, " is readable by group or others (mode ",
-        absl::StrFormat("%04o", st.st_mode & 07777), "); chmod 0600 it"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("secret file ", path, " is readable by group or others (mode ",
+                     absl::StrFormat("%04o", st.st_mode & 07777), "); chmod 0600 it"));
   }
   if (std::find(owners.begin(), owners.end(), st.st_uid) == owners.end()) {
     close(fd);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "secret file ", path, " is owned by uid ", st.st_uid, ", not by the process's user"));
+    return absl::FailedPreconditionError(absl::StrCat("secret file ", path, " is owned by uid ",
+                                                      st.st_uid, ", not by the process's user"));
   }
   constexpr size_t kMax = 4096;
   if (st.st_size <= 0 || static_cast<size_t>(st.st_size) > kMax) {

@@ -8,15 +8,15 @@
 #ifndef MEDVAULT_DAEMON_COMMON_SECRET_H_
 #define MEDVAULT_DAEMON_COMMON_SECRET_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
-#include <sys/types.h>
-
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace medvault {
 
@@ -36,9 +36,7 @@ class SecretData {
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   // A view for the few APIs that take characters (C_Login). Do not copy it.
-  absl::string_view view() const {
-    return {reinterpret_cast<const char*>(data_), size_};
-  }
+  absl::string_view view() const { return {reinterpret_cast<const char*>(data_), size_}; }
 
   // Constant-time in the length of the shorter input.
   bool ConstantTimeEquals(const SecretData& other) const;
@@ -54,7 +52,8 @@ class SecretData {
 // Reads a secret from a file that must be a regular file owned by one of
 // `owners` and readable by nobody else (mode 0400 or 0600). A trailing
 // newline is removed. Errors name the file, never the content.
-absl::StatusOr<SecretData> ReadSecretFile(const std::string& path, const std::vector<uid_t>& owners);
+absl::StatusOr<SecretData> ReadSecretFile(const std::string& path,
+                                          const std::vector<uid_t>& owners);
 
 }  // namespace medvault
 

@@ -20,10 +20,14 @@ namespace {
 
 log::Level LevelOf(const config::v1::Logging& logging) {
   switch (logging.level()) {
-    case config::v1::Logging::DEBUG: return log::Level::kDebug;
-    case config::v1::Logging::WARNING: return log::Level::kWarning;
-    case config::v1::Logging::ERROR: return log::Level::kError;
-    default: return log::Level::kInfo;
+    case config::v1::Logging::DEBUG:
+      return log::Level::kDebug;
+    case config::v1::Logging::WARNING:
+      return log::Level::kWarning;
+    case config::v1::Logging::ERROR:
+      return log::Level::kError;
+    default:
+      return log::Level::kInfo;
   }
 }
 

@@ -15,11 +15,12 @@ SyscallPolicy SyscallPolicy::GrpcService() {
   SyscallPolicy p;
   p.Allow({"brk", "mmap", "munmap", "mprotect", "madvise", "mremap", "mlock", "munlock"},
           "heap and thread stacks; mlock keeps secrets out of swap")
-      .Allow({"clone", "clone3", "set_robust_list", "rseq", "futex", "sched_yield",
-              "sched_getaffinity", "sched_getparam", "sched_getscheduler", "gettid", "getpid", "exit"},
-             "gRPC creates and joins worker threads on demand")
-      .Allow({"rt_sigprocmask", "rt_sigaction", "rt_sigreturn", "rt_sigtimedwait", "restart_syscall", "sigaltstack",
-              "tgkill"},
+      .Allow(
+          {"clone", "clone3", "set_robust_list", "rseq", "futex", "sched_yield",
+           "sched_getaffinity", "sched_getparam", "sched_getscheduler", "gettid", "getpid", "exit"},
+          "gRPC creates and joins worker threads on demand")
+      .Allow({"rt_sigprocmask", "rt_sigaction", "rt_sigreturn", "rt_sigtimedwait",
+              "restart_syscall", "sigaltstack", "tgkill"},
              "signals stay blocked; the main thread waits for SIGTERM; abort() still aborts")
       .Allow({"clock_gettime", "clock_nanosleep", "nanosleep", "gettimeofday", "clock_getres"},
              "timers, deadlines and log timestamps")
@@ -62,13 +63,15 @@ SyscallPolicy& SyscallPolicy::AllowSocketFamilies(std::initializer_list<int> fam
                                                   const char* why) {
   for (int f : families) socket_families_.push_back(f);
   Group g;
-  g.names = {absl::StrCat("socket/socketpair(", absl::StrJoin(families, ",", [](std::string* out, int f) {
-                             out->append(f == AF_UNIX    ? "AF_UNIX"
-                                         : f == AF_INET  ? "AF_INET"
-                                         : f == AF_INET6 ? "AF_INET6"
-                                                         : std::to_string(f));
-                           }),
-                           ")")};
+  g.names = {absl::StrCat("socket/socketpair(",
+                          absl::StrJoin(families, ",",
+                                        [](std::string* out, int f) {
+                                          out->append(f == AF_UNIX    ? "AF_UNIX"
+                                                      : f == AF_INET  ? "AF_INET"
+                                                      : f == AF_INET6 ? "AF_INET6"
+                                                                      : std::to_string(f));
+                                        }),
+                          ")")};
   g.why = why;
   groups_.push_back(std::move(g));
   return *this;
@@ -76,7 +79,7 @@ SyscallPolicy& SyscallPolicy::AllowSocketFamilies(std::initializer_list<int> fam
 
 absl::Status SyscallPolicy::Install() const {
   std::unique_ptr<void, void (*)(scmp_filter_ctx)> ctx(seccomp_init(SCMP_ACT_KILL_PROCESS),
-                                                        seccomp_release);
+                                                       seccomp_release);
   if (!ctx) return absl::InternalError("seccomp_init failed");
   if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1); rc != 0) {
     return absl::InternalError(absl::StrCat("seccomp: cannot synchronise threads: ", -rc));

@@ -3,8 +3,8 @@
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <iostream>
+#include <sstream>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -31,7 +31,8 @@ int Report(const grpc::Status& status, absl::string_view what) {
 }
 
 std::shared_ptr<grpc::Channel> Channel(const config::v1::Config& config, Role role) {
-  return grpc::CreateChannel("unix:" + SocketPath(config, role), grpc::InsecureChannelCredentials());
+  return grpc::CreateChannel("unix:" + SocketPath(config, role),
+                             grpc::InsecureChannelCredentials());
 }
 
 int Health(const config::v1::Config& config) {
@@ -53,12 +54,13 @@ int HsmInfo(const config::v1::Config& config) {
   internal::v1::GetTokenInfoResponse info;
   grpc::Status status = stub->GetTokenInfo(&context, {}, &info);
   if (!status.ok()) return Report(status, "keyvault GetTokenInfo");
-  std::printf("token:        %s (slot %llu)\nmanufacturer: %s\nmodel:        %s\nserial:       %s\n"
-              "library:      %s %s\nlogged in:    %s\n",
-              info.token_label().c_str(), static_cast<unsigned long long>(info.slot_id()),
-              info.manufacturer().c_str(), info.model().c_str(), info.serial_number().c_str(),
-              info.library_description().c_str(), info.library_version().c_str(),
-              info.logged_in() ? "yes" : "no");
+  std::printf(
+      "token:        %s (slot %llu)\nmanufacturer: %s\nmodel:        %s\nserial:       %s\n"
+      "library:      %s %s\nlogged in:    %s\n",
+      info.token_label().c_str(), static_cast<unsigned long long>(info.slot_id()),
+      info.manufacturer().c_str(), info.model().c_str(), info.serial_number().c_str(),
+      info.library_description().c_str(), info.library_version().c_str(),
+      info.logged_in() ? "yes" : "no");
   return 0;
 }
 
@@ -132,21 +134,24 @@ int Main(int argc, char** argv) {
       ->envname("MEDVAULT_CONFIG");
   app.set_version_flag("--version", std::string(kVersion));
 
-  auto* health = app.add_subcommand(
-      "health", "print each component's status (SERVING, NOT_SERVING, UNREACHABLE); exit 1 unless all SERVING");
+  auto* health = app.add_subcommand("health",
+                                    "print each component's status (SERVING, NOT_SERVING, "
+                                    "UNREACHABLE); exit 1 unless all SERVING");
   auto* hsm = app.add_subcommand("hsm", "the HSM behind the keyvault");
   hsm->require_subcommand(1);
   auto* hsm_info = hsm->add_subcommand("info", "describe the PKCS#11 token (never a secret)");
   auto* chain = app.add_subcommand("chain", "the chain behind the signer");
   chain->require_subcommand(1);
-  auto* chain_info = chain->add_subcommand("info", "chain id and latest block, as the signer sees them");
+  auto* chain_info =
+      chain->add_subcommand("info", "chain id and latest block, as the signer sees them");
   auto* gateway = app.add_subcommand("gateway", "the public API, as an organisation sees it");
   gateway->require_subcommand(1);
   GatewayOptions gw;
   auto* gateway_info = gateway->add_subcommand(
       "info", "call SystemService.GetSystemInfo over mutual TLS; exit 1 unless all SERVING");
   gateway_info->add_option("--address", gw.address, "host:port of the gateway")->required();
-  gateway_info->add_option("--ca", gw.ca_file, "CA certificate that issued the gateway's certificate")
+  gateway_info
+      ->add_option("--ca", gw.ca_file, "CA certificate that issued the gateway's certificate")
       ->required();
   gateway_info->add_option("--cert", gw.cert_file, "client certificate (PEM)");
   gateway_info->add_option("--key", gw.key_file, "client private key (PEM)");

@@ -80,8 +80,9 @@ class GatewayProcess : public ServiceProcess {
           absl::StrCat("cannot listen on ", config_->gateway().listen_address()));
     }
     public_->GetHealthCheckService()->SetServingStatus(true);
-    log::Info("public_api.listening", {{"address", config_->gateway().listen_address()},
-                                       {"port", port}, {"tls", "mutual"}});
+    log::Info(
+        "public_api.listening",
+        {{"address", config_->gateway().listen_address()}, {"port", port}, {"tls", "mutual"}});
     return absl::OkStatus();
   }
 

@@ -14,9 +14,12 @@ constexpr absl::Duration kInternalTimeout = absl::Seconds(2);
 
 v1::ComponentStatus::Status ToProto(Health health) {
   switch (health) {
-    case Health::kServing: return v1::ComponentStatus::SERVING;
-    case Health::kNotServing: return v1::ComponentStatus::NOT_SERVING;
-    case Health::kUnreachable: return v1::ComponentStatus::UNREACHABLE;
+    case Health::kServing:
+      return v1::ComponentStatus::SERVING;
+    case Health::kNotServing:
+      return v1::ComponentStatus::NOT_SERVING;
+    case Health::kUnreachable:
+      return v1::ComponentStatus::UNREACHABLE;
   }
   return v1::ComponentStatus::STATUS_UNSPECIFIED;
 }
@@ -65,8 +68,8 @@ grpc::Status SystemService::GetSystemInfo(grpc::ServerContext* context,
   if (status.ok()) {
     response->set_chain_id(chain.chain_id());
   } else {
-    log::Warn("signer.chain_info_failed", {{"code", static_cast<int>(status.error_code())},
-                                           {"error", status.error_message()}});
+    log::Warn("signer.chain_info_failed",
+              {{"code", static_cast<int>(status.error_code())}, {"error", status.error_message()}});
   }
   log::Info("rpc.system_info", {{"caller", response->caller_subject()}});
   return grpc::Status::OK;

@@ -32,12 +32,14 @@ absl::Status PrepareRuntimeDir(const config::v1::Config& config) {
   const std::string& dir = config.runtime_dir();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::FailedPreconditionError(absl::StrCat("runtime_dir ", dir, ": ", ec.message()));
+  if (ec)
+    return absl::FailedPreconditionError(absl::StrCat("runtime_dir ", dir, ": ", ec.message()));
   if (geteuid() == 0) {
     auto gid = LookupGid(config.socket_group());
     if (!gid.ok()) return gid.status();
     if (chown(dir.c_str(), 0, *gid) != 0 || chmod(dir.c_str(), 03770) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat("runtime_dir ", dir, ": ", strerror(errno)));
+      return absl::FailedPreconditionError(
+          absl::StrCat("runtime_dir ", dir, ": ", strerror(errno)));
     }
   } else if (chmod(dir.c_str(), 0700) != 0) {
     return absl::FailedPreconditionError(absl::StrCat("runtime_dir ", dir, ": ", strerror(errno)));
@@ -57,12 +59,13 @@ absl::Status LimitOwnPrivileges() {
     return absl::InternalError(absl::StrCat("medvaultd: rlimit/dumpable: ", strerror(errno)));
   }
   if (geteuid() != 0) return absl::OkStatus();
-  const cap_value_t keep[] = {CAP_SETUID, CAP_SETGID, CAP_SETPCAP, CAP_CHOWN,
-                              CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_KILL};
+  const cap_value_t keep[] = {CAP_SETUID,       CAP_SETGID,          CAP_SETPCAP, CAP_CHOWN,
+                              CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,  CAP_KILL};
   for (cap_value_t cap = 0; cap <= CAP_LAST_CAP; ++cap) {
     if (std::find(std::begin(keep), std::end(keep), cap) != std::end(keep)) continue;
     if (prctl(PR_CAPBSET_READ, cap) > 0 && cap_drop_bound(cap) != 0) {
-      return absl::InternalError(absl::StrCat("medvaultd: dropping capability ", cap, ": ", strerror(errno)));
+      return absl::InternalError(
+          absl::StrCat("medvaultd: dropping capability ", cap, ": ", strerror(errno)));
     }
   }
   return absl::OkStatus();
@@ -82,9 +85,11 @@ int Main(int argc, char** argv) {
       "on SIGTERM or Ctrl-C. Under systemd, use the units in systemd/ instead."));
   std::string config_path;
   std::string bin_dir;
-  app.add_option("-c,--config", config_path, "configuration file (protobuf text format)")->required();
-  app.add_option("--bin-dir", bin_dir,
-                 "directory of the medvault-* binaries (default: supervisor.bin_dir, else medvaultd's own)");
+  app.add_option("-c,--config", config_path, "configuration file (protobuf text format)")
+      ->required();
+  app.add_option(
+      "--bin-dir", bin_dir,
+      "directory of the medvault-* binaries (default: supervisor.bin_dir, else medvaultd's own)");
   app.set_version_flag("--version", std::string(kVersion));
   CLI11_PARSE(app, argc, argv);
 
@@ -101,8 +106,10 @@ int Main(int argc, char** argv) {
     return 2;
   }
   log::Init("medvaultd",
-            config->logging().level() == config::v1::Logging::DEBUG ? log::Level::kDebug : log::Level::kInfo,
-            config->logging().format() == config::v1::Logging::JSON ? log::Format::kJson : log::Format::kLogfmt);
+            config->logging().level() == config::v1::Logging::DEBUG ? log::Level::kDebug
+                                                                    : log::Level::kInfo,
+            config->logging().format() == config::v1::Logging::JSON ? log::Format::kJson
+                                                                    : log::Format::kLogfmt);
   if (bin_dir.empty()) bin_dir = config->supervisor().bin_dir();
   if (bin_dir.empty()) bin_dir = DefaultBinDir();
   config_path = std::filesystem::absolute(config_path).string();

@@ -25,8 +25,9 @@ constexpr absl::Duration kProbeTimeout = absl::Milliseconds(500);
 
 // The only variables a child inherits: sanitizer settings of test builds,
 // systemd credentials (for the PIN) and locale/time zone.
-constexpr const char* kPassedEnv[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
-                                      "CREDENTIALS_DIRECTORY", "TZ", "LANG", "LC_ALL"};
+constexpr const char* kPassedEnv[] = {
+    "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "CREDENTIALS_DIRECTORY",
+    "TZ",           "LANG",          "LC_ALL"};
 
 std::vector<std::string> ChildEnvironment() {
   std::vector<std::string> env;
@@ -93,8 +94,8 @@ absl::Status Supervisor::Spawn(Child& child) {
   // Own process group: a Ctrl-C on the terminal reaches medvaultd only,
   // which then stops the children in order.
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
@@ -110,7 +111,8 @@ absl::Status Supervisor::Spawn(Child& child) {
   child.state = State::kStarting;
   child.started = absl::Now();
   child.deadline = child.started + absl::Milliseconds(config_.supervisor().start_timeout_ms());
-  log::Info("child.started", {{"child", RoleName(child.role)}, {"child_pid", static_cast<int64_t>(pid)},
+  log::Info("child.started", {{"child", RoleName(child.role)},
+                              {"child_pid", static_cast<int64_t>(pid)},
                               {"restarts", child.restarts}});
   return absl::OkStatus();
 }
@@ -138,8 +140,9 @@ absl::Status Supervisor::Reap(bool starting) {
     child->pid = 0;
     child->state = State::kStopped;
     std::string how = DescribeExit(status);
-    log::Error("child.exited", {{"child", RoleName(child->role)}, {"child_pid", static_cast<int64_t>(pid)},
-                                {"how", how}});
+    log::Error(
+        "child.exited",
+        {{"child", RoleName(child->role)}, {"child_pid", static_cast<int64_t>(pid)}, {"how", how}});
     if (starting) {
       return absl::FailedPreconditionError(absl::StrCat(
           BinaryName(child->role), " exited during start-up (", how, "); see its log lines above"));
@@ -151,18 +154,19 @@ absl::Status Supervisor::Reap(bool starting) {
       child->crashes.pop_front();
     }
     if (child->crashes.size() > config_.supervisor().crash_loop_restarts()) {
-      return absl::AbortedError(absl::StrCat(
-          BinaryName(child->role), " is crash-looping: ", child->crashes.size(), " crashes within ",
-          absl::FormatDuration(window), "; last: ", how));
+      return absl::AbortedError(
+          absl::StrCat(BinaryName(child->role), " is crash-looping: ", child->crashes.size(),
+                       " crashes within ", absl::FormatDuration(window), "; last: ", how));
     }
     absl::Duration backoff = absl::Milliseconds(config_.supervisor().initial_backoff_ms()) *
                              (1 << std::min<size_t>(child->crashes.size() - 1, 20));
     backoff = std::min(backoff, absl::Milliseconds(config_.supervisor().max_backoff_ms()));
     child->state = State::kWaitingToRestart;
     child->restart_at = now + backoff;
-    log::Warn("child.restart_scheduled", {{"child", RoleName(child->role)},
-                                          {"backoff", absl::FormatDuration(backoff)},
-                                          {"recent_crashes", static_cast<uint64_t>(child->crashes.size())}});
+    log::Warn("child.restart_scheduled",
+              {{"child", RoleName(child->role)},
+               {"backoff", absl::FormatDuration(backoff)},
+               {"recent_crashes", static_cast<uint64_t>(child->crashes.size())}});
   }
 }
 
@@ -176,15 +180,16 @@ absl::Status Supervisor::StartAll() {
       HealthReport report = CheckHealth(SocketPath(config_, child.role), kProbeTimeout);
       if (report.health == Health::kServing) {
         child.state = State::kRunning;
-        log::Info("child.serving", {{"child", RoleName(child.role)},
-                                    {"startup", absl::FormatDuration(absl::Now() - child.started)}});
+        log::Info("child.serving",
+                  {{"child", RoleName(child.role)},
+                   {"startup", absl::FormatDuration(absl::Now() - child.started)}});
         break;
       }
       if (absl::Now() > child.deadline) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            BinaryName(child.role), " did not report SERVING within ",
-            config_.supervisor().start_timeout_ms(), " ms (last: ", HealthName(report.health), " ",
-            report.detail, ")"));
+        return absl::DeadlineExceededError(
+            absl::StrCat(BinaryName(child.role), " did not report SERVING within ",
+                         config_.supervisor().start_timeout_ms(),
+                         " ms (last: ", HealthName(report.health), " ", report.detail, ")"));
       }
     }
   }
@@ -205,11 +210,13 @@ absl::Status Supervisor::Tick() {
         HealthReport report = CheckHealth(SocketPath(config_, child.role), kProbeTimeout);
         if (report.health == Health::kServing) {
           child.state = State::kRunning;
-          log::Info("child.serving", {{"child", RoleName(child.role)}, {"restarts", child.restarts},
-                                      {"startup", absl::FormatDuration(absl::Now() - child.started)}});
+          log::Info("child.serving",
+                    {{"child", RoleName(child.role)},
+                     {"restarts", child.restarts},
+                     {"startup", absl::FormatDuration(absl::Now() - child.started)}});
         } else if (now > child.deadline) {
-          log::Error("child.start_timeout", {{"child", RoleName(child.role)},
-                                             {"health", HealthName(report.health)}});
+          log::Error("child.start_timeout",
+                     {{"child", RoleName(child.role)}, {"health", HealthName(report.health)}});
           kill(child.pid, SIGKILL);  // reaped, and counted, as a crash
         }
         break;

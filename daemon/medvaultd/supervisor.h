@@ -50,8 +50,8 @@ class Supervisor {
     pid_t pid = 0;
     State state = State::kStopped;
     absl::Time started;
-    absl::Time deadline;      // of kStarting
-    absl::Time restart_at;    // of kWaitingToRestart
+    absl::Time deadline;             // of kStarting
+    absl::Time restart_at;           // of kWaitingToRestart
     std::deque<absl::Time> crashes;  // within the crash-loop window
     int restarts = 0;
   };

@@ -6,9 +6,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -39,8 +39,8 @@ absl::StatusOr<uint64_t> ParseQuantity(absl::string_view hex) {
 
 absl::StatusOr<std::string> JsonRpcChainClient::Call(absl::string_view method,
                                                      absl::string_view params_json) {
-  std::string request = absl::StrCat(R"({"jsonrpc":"2.0","id":)", g_next_id++,
-                                     R"(,"method":")", method, R"(","params":)", params_json, "}");
+  std::string request = absl::StrCat(R"({"jsonrpc":"2.0","id":)", g_next_id++, R"(,"method":")",
+                                     method, R"(","params":)", params_json, "}");
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) return absl::InternalError("curl_easy_init failed");
   std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers(
@@ -50,7 +50,8 @@ absl::StatusOr<std::string> JsonRpcChainClient::Call(absl::string_view method,
   curl_easy_setopt(curl.get(), CURLOPT_URL, url_.c_str());
   curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(timeout_)));
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(timeout_)));
   curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
   curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, request.c_str());
   curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(request.size()));
@@ -59,8 +60,8 @@ absl::StatusOr<std::string> JsonRpcChainClient::Call(absl::string_view method,
   curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error);
   CURLcode rc = curl_easy_perform(curl.get());
   if (rc != CURLE_OK) {
-    return absl::UnavailableError(absl::StrCat(method, " to ", url_, ": ",
-                                               error[0] ? error : curl_easy_strerror(rc)));
+    return absl::UnavailableError(
+        absl::StrCat(method, " to ", url_, ": ", error[0] ? error : curl_easy_strerror(rc)));
   }
   long http = 0;
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &http);
@@ -69,7 +70,8 @@ absl::StatusOr<std::string> JsonRpcChainClient::Call(absl::string_view method,
   }
   google::protobuf::Struct reply;
   if (auto s = google::protobuf::util::JsonStringToMessage(body, &reply); !s.ok()) {
-    return absl::InternalError(absl::StrCat(method, ": malformed JSON-RPC reply: ", s.message().ToString()));
+    return absl::InternalError(
+        absl::StrCat(method, ": malformed JSON-RPC reply: ", s.message().ToString()));
   }
   const auto& fields = reply.fields();
   if (auto err = fields.find("error"); err != fields.end()) {
@@ -78,7 +80,8 @@ absl::StatusOr<std::string> JsonRpcChainClient::Call(absl::string_view method,
     return absl::FailedPreconditionError(absl::StrCat(method, ": node returned error ", text));
   }
   auto result = fields.find("result");
-  if (result == fields.end()) return absl::InternalError(absl::StrCat(method, ": reply has no result"));
+  if (result == fields.end())
+    return absl::InternalError(absl::StrCat(method, ": reply has no result"));
   std::string text;
   (void)google::protobuf::util::MessageToJsonString(result->second, &text);
   return text;
@@ -97,6 +100,8 @@ absl::StatusOr<uint64_t> JsonRpcChainClient::CallQuantity(absl::string_view meth
 }
 
 absl::StatusOr<uint64_t> JsonRpcChainClient::ChainId() { return CallQuantity("eth_chainId"); }
-absl::StatusOr<uint64_t> JsonRpcChainClient::BlockNumber() { return CallQuantity("eth_blockNumber"); }
+absl::StatusOr<uint64_t> JsonRpcChainClient::BlockNumber() {
+  return CallQuantity("eth_blockNumber");
+}
 
 }  // namespace medvault::signer

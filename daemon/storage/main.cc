@@ -16,7 +16,8 @@ namespace medvault::storage {
 namespace {
 
 SyscallPolicy StoragePolicy() {
-  return SyscallPolicy::GrpcService().Allow({"fstatfs"}, "reporting free space of the block directory");
+  return SyscallPolicy::GrpcService().Allow({"fstatfs"},
+                                            "reporting free space of the block directory");
 }
 
 class StorageService : public Guardable<internal::v1::Storage::Service> {

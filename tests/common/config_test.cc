@@ -76,7 +76,8 @@ TEST(ConfigTest, MissingFileIsNotFound) {
 
 // An unknown field is refused with file, line, column and the field's name.
 TEST(ConfigTest, UnknownFieldNamesFileLineAndField) {
-  std::string text = absl::StrReplaceAll(ValidConfig(), {{"data_dir:", "colour: \"blue\"\n  data_dir:"}});
+  std::string text =
+      absl::StrReplaceAll(ValidConfig(), {{"data_dir:", "colour: \"blue\"\n  data_dir:"}});
   auto config = ParseConfig(text, "site.textproto");
   ASSERT_FALSE(config.ok());
   EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
@@ -87,10 +88,12 @@ TEST(ConfigTest, UnknownFieldNamesFileLineAndField) {
 
 // A value of the wrong type is a parse error naming the field.
 TEST(ConfigTest, WrongTypeNamesField) {
-  std::string text = absl::StrReplaceAll(ValidConfig(), {{"rpc_url: \"http://127.0.0.1:8545\"", "rpc_url: 8545"}});
+  std::string text =
+      absl::StrReplaceAll(ValidConfig(), {{"rpc_url: \"http://127.0.0.1:8545\"", "rpc_url: 8545"}});
   auto config = ParseConfig(text, "site.textproto");
   ASSERT_FALSE(config.ok());
-  EXPECT_THAT(config.status().message(), HasSubstr(absl::StrCat("site.textproto:", LineOf(text, "rpc_url"))));
+  EXPECT_THAT(config.status().message(),
+              HasSubstr(absl::StrCat("site.textproto:", LineOf(text, "rpc_url"))));
   EXPECT_THAT(config.status().message(), HasSubstr("rpc_url"));
 }
 
@@ -99,13 +102,15 @@ TEST(ConfigTest, NegativeTimeoutIsRefused) {
   std::string text = ValidConfig() + "supervisor { stop_grace_ms: -5 }\n";
   auto config = ParseConfig(text, "site.textproto");
   ASSERT_FALSE(config.ok());
-  EXPECT_THAT(config.status().message(), HasSubstr(absl::StrCat("site.textproto:", LineOf(text, "stop_grace_ms"))));
+  EXPECT_THAT(config.status().message(),
+              HasSubstr(absl::StrCat("site.textproto:", LineOf(text, "stop_grace_ms"))));
 }
 
 // A bad value that parses is caught by validation with its line and path.
 TEST(ConfigTest, RelativePathNamesLineAndFieldPath) {
   std::string text = absl::StrReplaceAll(
-      ValidConfig(), {{"module_path: \"/usr/lib/softhsm/libsofthsm2.so\"", "module_path: \"libsofthsm2.so\""}});
+      ValidConfig(),
+      {{"module_path: \"/usr/lib/softhsm/libsofthsm2.so\"", "module_path: \"libsofthsm2.so\""}});
   auto config = ParseConfig(text, "site.textproto");
   ASSERT_FALSE(config.ok());
   EXPECT_THAT(config.status().message(),
@@ -116,7 +121,8 @@ TEST(ConfigTest, RelativePathNamesLineAndFieldPath) {
 // An allowlist entry naming a method the service does not have is refused,
 // and the error lists the methods it does have.
 TEST(ConfigTest, UnknownAllowlistMethodListsKnownMethods) {
-  std::string text = absl::StrReplaceAll(ValidConfig(), {{"method: \"GetTokenInfo\"", "method: \"ExportKey\""}});
+  std::string text =
+      absl::StrReplaceAll(ValidConfig(), {{"method: \"GetTokenInfo\"", "method: \"ExportKey\""}});
   auto config = ParseConfig(text, "site.textproto");
   ASSERT_FALSE(config.ok());
   EXPECT_THAT(config.status().message(), HasSubstr("keyvault.process.allow[0].method"));
@@ -126,16 +132,20 @@ TEST(ConfigTest, UnknownAllowlistMethodListsKnownMethods) {
 
 // A caller that is not a user of this machine is refused.
 TEST(ConfigTest, UnknownCallerUserIsRefused) {
-  std::string text = absl::StrReplaceAll(ValidConfig(), {{absl::StrCat("callers: \"", Me(), "\""), "callers: \"no-such-user-xyz\""}});
+  std::string text = absl::StrReplaceAll(
+      ValidConfig(), {{absl::StrCat("callers: \"", Me(), "\""), "callers: \"no-such-user-xyz\""}});
   auto config = ParseConfig(text, "site.textproto");
   ASSERT_FALSE(config.ok());
-  EXPECT_THAT(config.status().message(), HasSubstr("keyvault.process.allow[0].callers[0]: no user named \"no-such-user-xyz\""));
+  EXPECT_THAT(
+      config.status().message(),
+      HasSubstr("keyvault.process.allow[0].callers[0]: no user named \"no-such-user-xyz\""));
 }
 
 // A missing section is reported by name; every problem is reported at once.
 TEST(ConfigTest, MissingSectionAndBadPortReportedTogether) {
   std::string text = ValidConfig();
-  text = absl::StrReplaceAll(text, {{"listen_address: \"0.0.0.0:8443\"", "listen_address: \"0.0.0.0:99999\""}});
+  text = absl::StrReplaceAll(
+      text, {{"listen_address: \"0.0.0.0:8443\"", "listen_address: \"0.0.0.0:99999\""}});
   text.erase(text.find("policy {"), text.find("storage {") - text.find("policy {"));
   auto config = ParseConfig(text, "site.textproto");
   ASSERT_FALSE(config.ok());
@@ -145,10 +155,12 @@ TEST(ConfigTest, MissingSectionAndBadPortReportedTogether) {
 
 // The signer only speaks HTTP(S) to the chain.
 TEST(ConfigTest, RpcUrlMustBeHttp) {
-  std::string text = absl::StrReplaceAll(ValidConfig(), {{"http://127.0.0.1:8545", "ws://127.0.0.1:8545"}});
+  std::string text =
+      absl::StrReplaceAll(ValidConfig(), {{"http://127.0.0.1:8545", "ws://127.0.0.1:8545"}});
   auto config = ParseConfig(text, "site.textproto");
   ASSERT_FALSE(config.ok());
-  EXPECT_THAT(config.status().message(), HasSubstr("signer.rpc_url: must start with http:// or https://"));
+  EXPECT_THAT(config.status().message(),
+              HasSubstr("signer.rpc_url: must start with http:// or https://"));
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The per-method allowlist of internal servers, over a real Unix socket:
 // allowed callers reach the handler, others get PERMISSION_DENIED and the
 // handler never runs; the health service stays open.
+#include "daemon/common/method_guard.h"
+
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +12,6 @@
 
 #include "daemon/common/health_client.h"
 #include "daemon/common/internal_server.h"
-#include "daemon/common/method_guard.h"
 #include "gtest/gtest.h"
 #include "medvault/internal/v1/keyvault.grpc.pb.h"
 
@@ -46,7 +47,9 @@ class MethodGuardTest : public ::testing::Test {
     auto server = InternalServer::Bind(socket_, "", std::move(allowlist));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    server_->AddService(&service_, *internal::v1::GetTokenInfoRequest::descriptor()->file()->FindServiceByName("KeyVault"));
+    server_->AddService(
+        &service_,
+        *internal::v1::GetTokenInfoRequest::descriptor()->file()->FindServiceByName("KeyVault"));
     ASSERT_TRUE(server_->Start().ok());
     server_->SetServing(true);
   }

@@ -65,8 +65,8 @@ TEST(SyscallPolicyTest, SocketFamilyIsFiltered) {
 
 // prctl is limited to thread names: making the process dumpable again is fatal.
 TEST(SyscallPolicyTest, PrctlOnlyForThreadNames) {
-  EXPECT_TRUE(WIFEXITED(RunSandboxed(SyscallPolicy::GrpcService(),
-                                     [] { prctl(PR_SET_NAME, "worker", 0, 0, 0); })));
+  EXPECT_TRUE(WIFEXITED(
+      RunSandboxed(SyscallPolicy::GrpcService(), [] { prctl(PR_SET_NAME, "worker", 0, 0, 0); })));
   EXPECT_TRUE(KilledBySigsys(
       RunSandboxed(SyscallPolicy::GrpcService(), [] { prctl(PR_SET_DUMPABLE, 1, 0, 0, 0); })));
 }

@@ -1,7 +1,5 @@
 #include "tests/integration/fleet.h"
 
-#include "daemon/medvaultd/supervisor.h"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gmock/gmock.h>
@@ -33,13 +31,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "daemon/medvaultd/supervisor.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 extern char** environ;
 
 namespace medvault::integration {
 namespace {
-
 
 // True once the node at `port` answers eth_chainId with anvil's chain id.
 bool AnvilAnswers(int port) {
@@ -188,8 +186,9 @@ absl::Status Fleet::StartAnvil() {
         return absl::OkStatus();
       }
       if (std::optional<int> status = WaitForExit(anvil_pid_, kPollInterval)) {
-        last = absl::UnavailableError(absl::StrCat("anvil on port ", anvil_port_, " exited (",
-                                                   supervisor::DescribeExit(*status), "); see ", log));
+        last =
+            absl::UnavailableError(absl::StrCat("anvil on port ", anvil_port_, " exited (",
+                                                supervisor::DescribeExit(*status), "); see ", log));
         anvil_pid_ = 0;
         break;
       }
@@ -364,10 +363,15 @@ absl::StatusOr<pid_t> Fleet::WaitRestarted(Role role, pid_t old_pid, absl::Durat
 absl::StatusOr<int> Fleet::StopMedvaultd(absl::Duration grace) {
   if (medvaultd_pid_ == 0) return absl::FailedPreconditionError("medvaultd is not running");
   if (kill(medvaultd_pid_, SIGTERM) != 0) return Errno("kill medvaultd");
-  std::optional<int> status = WaitForExit(medvaultd_pid_, grace);
+  return WaitMedvaultdExit(grace);
+}
+
+absl::StatusOr<int> Fleet::WaitMedvaultdExit(absl::Duration timeout) {
+  if (medvaultd_pid_ == 0) return absl::FailedPreconditionError("medvaultd is not running");
+  std::optional<int> status = WaitForExit(medvaultd_pid_, timeout);
   if (!status.has_value()) {
     return absl::DeadlineExceededError(
-        absl::StrCat("medvaultd still running ", absl::FormatDuration(grace), " after SIGTERM"));
+        absl::StrCat("medvaultd still running after ", absl::FormatDuration(timeout)));
   }
   medvaultd_pid_ = 0;
   return *status;

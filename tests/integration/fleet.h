@@ -79,6 +79,9 @@ class Fleet : public ::testing::Test {
   // Sends SIGTERM to medvaultd and reaps it; returns its wait status.
   // DEADLINE_EXCEEDED (and medvaultd is left running) if it takes longer.
   absl::StatusOr<int> StopMedvaultd(absl::Duration grace);
+  // Waits for medvaultd to exit by itself and reaps it; returns its wait
+  // status. DEADLINE_EXCEEDED if it is still running after `timeout`.
+  absl::StatusOr<int> WaitMedvaultdExit(absl::Duration timeout);
 
   // --- medvaultd's log (with every child's lines) ------------------------
   std::string ReadLog() const;

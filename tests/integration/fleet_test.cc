@@ -317,6 +317,30 @@ TEST_F(fleet, StopsCleanlyOnSigterm) {
       WaitForLogLine({"proc=medvaultd ", "event=stopped ", "result=OK"}, absl::ZeroDuration()));
 }
 
+// A process that keeps crashing makes medvaultd give up loudly: it names the
+// process, stops the whole fleet and exits non-zero (the default allows 5
+// crashes a minute; the sixth is one too many).
+TEST_F(fleet, CrashLoopStopsTheFleet) {
+  constexpr int kCrashes = 6;
+  absl::StatusOr<pid_t> pid = ChildPid(Role::kPolicy);
+  MEDVAULT_ASSERT_OK(pid);
+  for (int crash = 1; crash <= kCrashes; ++crash) {
+    SCOPED_TRACE(absl::StrCat("crash ", crash));
+    ASSERT_EQ(kill(*pid, SIGKILL), 0) << strerror(errno);
+    if (crash == kCrashes) break;
+    absl::StatusOr<pid_t> next = WaitRestarted(Role::kPolicy, *pid, absl::Seconds(30));
+    MEDVAULT_ASSERT_OK(next);
+    pid = next;
+  }
+  absl::StatusOr<int> status = WaitMedvaultdExit(kStopGrace);
+  MEDVAULT_ASSERT_OK(status);
+  EXPECT_EQ(supervisor::DescribeExit(*status), "exit code 1");
+  MEDVAULT_EXPECT_OK(WaitForLogLine(
+      {"proc=medvaultd ", "event=fleet.giving_up ", "medvault-policy is crash-looping"},
+      absl::ZeroDuration()));
+  EXPECT_THAT(FleetProcesses(), IsEmpty());
+}
+
 // The operator's internal calls work end to end: the keyvault is logged in
 // to the SoftHSM2 token and the signer reads anvil's chain id.
 TEST_F(fleet, InternalRpcsWorkEndToEnd) {

@@ -43,8 +43,9 @@ class OneShotHttpPeer {
         if (n <= 0) break;
         request.append(buf, static_cast<size_t>(n));
       }
-      std::string reply = absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ",
-                                       body_.size(), "\r\nConnection: close\r\n\r\n", body_);
+      std::string reply = absl::StrCat(
+          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ", body_.size(),
+          "\r\nConnection: close\r\n\r\n", body_);
       (void)!write(c, reply.data(), reply.size());
       close(c);
     });
@@ -84,7 +85,8 @@ TEST(JsonRpcChainClientTest, ReadsChainId) {
 
 // The node's own error is FAILED_PRECONDITION and carries its message.
 TEST(JsonRpcChainClientTest, NodeErrorIsFailedPrecondition) {
-  OneShotHttpPeer peer(R"({"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"method not found"}})");
+  OneShotHttpPeer peer(
+      R"({"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"method not found"}})");
   JsonRpcChainClient client(peer.url(), absl::Seconds(5));
   auto id = client.ChainId();
   EXPECT_EQ(id.status().code(), absl::StatusCode::kFailedPrecondition);
