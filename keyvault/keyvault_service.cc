@@ -7,7 +7,7 @@ namespace medvault::keyvault {
 grpc::Status KeyVaultService::GetTokenInfo(grpc::ServerContext*,
                                            const internal::v1::GetTokenInfoRequest*,
                                            internal::v1::GetTokenInfoResponse* response) {
-  auto token = module_->Describe();
+  auto token = token_->Describe();
   if (!token.ok()) return ToGrpcStatus(token.status());
   response->set_library_description(token->library_description);
   response->set_library_version(token->library_version);

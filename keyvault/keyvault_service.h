@@ -3,7 +3,7 @@
 #define MEDVAULT_KEYVAULT_KEYVAULT_SERVICE_H_
 
 #include "daemon/common/method_guard.h"
-#include "keyvault/pkcs11_module.h"
+#include "keyvault/pkcs11_token.h"
 #include "medvault/internal/v1/keyvault.grpc.pb.h"
 
 namespace medvault::keyvault {
@@ -11,14 +11,14 @@ namespace medvault::keyvault {
 class KeyVaultService : public Guardable<internal::v1::KeyVault::Service> {
  public:
   // `module` must outlive the service.
-  explicit KeyVaultService(const Pkcs11Module* module) : module_(module) {}
+  explicit KeyVaultService(Pkcs11Token* token) : token_(token) {}
 
   grpc::Status GetTokenInfo(grpc::ServerContext* context,
                             const internal::v1::GetTokenInfoRequest* request,
                             internal::v1::GetTokenInfoResponse* response) override;
 
  private:
-  const Pkcs11Module* module_;
+  Pkcs11Token* token_;
 };
 
 }  // namespace medvault::keyvault

@@ -10,7 +10,7 @@
 #include "daemon/common/status_macros.h"
 #include "daemon/common/users.h"
 #include "keyvault/keyvault_service.h"
-#include "keyvault/pkcs11_module.h"
+#include "keyvault/pkcs11_token.h"
 #include "keyvault/sandbox_policy.h"
 
 namespace medvault::keyvault {
@@ -40,14 +40,16 @@ class KeyvaultProcess : public ServiceProcess {
     const auto& p = config.keyvault().pkcs11();
     for (const auto& env : p.module_env()) setenv(env.name().c_str(), env.value().c_str(), 1);
     ASSIGN_OR_RETURN(SecretData pin, ReadPin(config));
-    Pkcs11Module::TokenSelector token;
+    Pkcs11Token::Options options;
+    options.module_path = p.module_path();
+    options.sessions = static_cast<int>(p.sessions());
     if (p.token_case() == config::v1::Pkcs11::kSlotId) {
-      token = p.slot_id();
+      options.token = p.slot_id();
     } else {
-      token = p.token_label();
+      options.token = p.token_label();
     }
-    ASSIGN_OR_RETURN(module_, Pkcs11Module::Open(p.module_path(), token, pin));
-    ASSIGN_OR_RETURN(auto description, module_->Describe());
+    ASSIGN_OR_RETURN(token_, Pkcs11Token::Open(options, std::move(pin)));
+    ASSIGN_OR_RETURN(auto description, token_->Describe());
     log::Info(
         "hsm.logged_in",
         {{"token", description.label}, {"slot", description.slot_id}, {"module", p.module_path()}});
@@ -57,13 +59,13 @@ class KeyvaultProcess : public ServiceProcess {
   SyscallPolicy Policy() const override { return KeyvaultPolicy(); }
 
   absl::Status Register(InternalServer& internal) override {
-    service_ = std::make_unique<KeyVaultService>(module_.get());
+    service_ = std::make_unique<KeyVaultService>(token_.get());
     internal.AddService(service_.get(), *InternalService(Role::kKeyvault));
     return absl::OkStatus();
   }
 
  private:
-  std::unique_ptr<Pkcs11Module> module_;
+  std::unique_ptr<Pkcs11Token> token_;
   std::unique_ptr<KeyVaultService> service_;
 };
 

@@ -190,7 +190,9 @@ class Validator {
 
   void CheckKeyvault() {
     const auto& p = config_.keyvault().pkcs11();
+    RequireAbsolute("keyvault.state_dir", config_.keyvault().state_dir());
     RequireAbsolute("keyvault.pkcs11.module_path", p.module_path());
+    if (p.sessions() > 64) Fail("keyvault.pkcs11.sessions", "must be 1 to 64");
     if (p.token_case() == config::v1::Pkcs11::TOKEN_NOT_SET) {
       Fail("keyvault.pkcs11", "token_label or slot_id required");
     } else if (p.token_case() == config::v1::Pkcs11::kTokenLabel &&
@@ -271,6 +273,9 @@ void ApplyDefaults(Config& config) {
   if (s->max_backoff_ms() == 0) s->set_max_backoff_ms(30000);
   if (s->crash_loop_restarts() == 0) s->set_crash_loop_restarts(5);
   if (s->crash_loop_window_ms() == 0) s->set_crash_loop_window_ms(60000);
+  if (config.keyvault().pkcs11().sessions() == 0) {
+    config.mutable_keyvault()->mutable_pkcs11()->set_sessions(4);
+  }
   if (config.signer().rpc_timeout_ms() == 0) config.mutable_signer()->set_rpc_timeout_ms(5000);
 }
 

@@ -38,6 +38,7 @@ keyvault {
     token_label: "medvault"
     pin_file: "/etc/medvault/hsm-pin"
   }
+  state_dir: "/var/lib/medvault/keyvault"
 }
 policy { process { user: "@U@" group: "@G@" } }
 storage { process { user: "@U@" group: "@G@" } data_dir: "/var/lib/medvault/storage" }
