@@ -2,10 +2,11 @@
 
 #include <dlfcn.h>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon/common/logging.h"
 #include "daemon/common/status_macros.h"
@@ -157,6 +158,39 @@ absl::StatusOr<CK_SLOT_ID> FindSlot(const Pkcs11Token::TokenSelector& token, CK_
                                           slots.size(), " slot(s) with a token"));
 }
 
+// A module is initialised once per process, however many Pkcs11Token
+// objects use it (a restarted test token, for instance): C_Initialize on the
+// first, C_Finalize after the last.
+absl::Mutex g_modules_mu;
+absl::flat_hash_map<void*, int>& ModuleUsers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_modules_mu) {
+  static auto* users = new absl::flat_hash_map<void*, int>();
+  return *users;
+}
+
+absl::Status InitializeModule(void* library, CK_FUNCTION_LIST* functions) {
+  absl::MutexLock lock(&g_modules_mu);
+  int& users = ModuleUsers()[library];
+  if (users == 0) {
+    CK_C_INITIALIZE_ARGS args{};
+    args.flags = CKF_OS_LOCKING_OK;
+    CK_RV rv = functions->C_Initialize(&args);
+    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+      ModuleUsers().erase(library);
+      return CkrStatus("C_Initialize", rv);
+    }
+  }
+  ++users;
+  return absl::OkStatus();
+}
+
+void FinalizeModule(void* library, CK_FUNCTION_LIST* functions) {
+  absl::MutexLock lock(&g_modules_mu);
+  if (--ModuleUsers()[library] == 0) {
+    ModuleUsers().erase(library);
+    functions->C_Finalize(nullptr);
+  }
+}
+
 }  // namespace
 
 std::string CkrName(CK_RV rv) {
@@ -212,7 +246,7 @@ Pkcs11Token::~Pkcs11Token() {
     absl::MutexLock lock(&mu_);
     functions_->C_CloseAllSessions(slot_);
   }
-  functions_->C_Finalize(nullptr);
+  FinalizeModule(library_, functions_);
   dlclose(library_);
 }
 
@@ -237,11 +271,9 @@ absl::StatusOr<std::unique_ptr<Pkcs11Token>> Pkcs11Token::Open(const Options& op
     dlclose(library);
     return CkrStatus("C_GetFunctionList", rv);
   }
-  CK_C_INITIALIZE_ARGS args{};
-  args.flags = CKF_OS_LOCKING_OK;
-  if (CK_RV rv = functions->C_Initialize(&args); rv != CKR_OK) {
+  if (absl::Status s = InitializeModule(library, functions); !s.ok()) {
     dlclose(library);
-    return CkrStatus("C_Initialize", rv);
+    return s;
   }
   std::unique_ptr<Pkcs11Token> token(new Pkcs11Token(options, std::move(pin), library, functions));
   absl::MutexLock lock(&token->mu_);
@@ -322,8 +354,8 @@ absl::StatusOr<TokenDescription> Pkcs11Token::Describe() {
     d.model = Text(token.model, sizeof(token.model));
     d.serial_number = Text(token.serialNumber, sizeof(token.serialNumber));
     d.slot_id = session_info.slotID;
-    d.logged_in = session_info.state == CKS_RW_USER_FUNCTIONS ||
-                  session_info.state == CKS_RO_USER_FUNCTIONS;
+    d.logged_in =
+        session_info.state == CKS_RW_USER_FUNCTIONS || session_info.state == CKS_RO_USER_FUNCTIONS;
     return absl::OkStatus();
   }));
   return d;

@@ -58,9 +58,9 @@ CK_RV CkrOf(const absl::Status& status);
 
 // Evaluates a PKCS#11 call and returns its CkrStatus from the enclosing
 // function unless it is CKR_OK. `fns` is the CK_FUNCTION_LIST pointer.
-#define P11_RETURN_IF_ERROR(fns, fn, ...)                          \
-  do {                                                             \
-    CK_RV medvault_p11_rv_ = (fns)->fn(__VA_ARGS__);               \
+#define P11_RETURN_IF_ERROR(fns, fn, ...)                                    \
+  do {                                                                       \
+    CK_RV medvault_p11_rv_ = (fns)->fn(__VA_ARGS__);                         \
     if (medvault_p11_rv_ != CKR_OK) return CkrStatus(#fn, medvault_p11_rv_); \
   } while (0)
 
