@@ -1,8 +1,73 @@
 #include "keyvault/keyvault_service.h"
 
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
 #include "daemon/common/grpc_status.h"
+#include "daemon/common/logging.h"
+#include "daemon/common/status_macros.h"
+#include "keyvault/key_listing.h"
 
 namespace medvault::keyvault {
+namespace {
+
+using internal::v1::DataKeyContext;
+
+keyvault::DataKeyContext FromProto(const DataKeyContext& c) {
+  return {c.patient_id(), c.record_id(), c.purpose()};
+}
+
+grpc::Status Invalid(absl::string_view message) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message));
+}
+
+void SetKey(const SecretData& key, std::string* field) {
+  field->assign(reinterpret_cast<const char*>(key.data()), key.size());
+}
+
+}  // namespace
+
+KeyVaultService::KeyVaultService(Pkcs11Token* token, KeyHierarchy* keys, DatabaseKeyOwners owners)
+    : token_(token), keys_(keys), owners_(std::move(owners)) {
+  LoadSigningKeys();
+}
+
+void KeyVaultService::LoadSigningKeys() {
+  auto chain = ChainKey::Load(*token_);
+  auto log = LogKey::Load(*token_);
+  for (const absl::Status& s : {chain.status(), log.status()}) {
+    if (!s.ok()) log::Warn("key.unavailable", {{"error", s}});
+  }
+  absl::MutexLock lock(&mu_);
+  chain_ = std::move(chain);
+  log_ = std::move(log);
+}
+
+absl::StatusOr<const ChainKey*> KeyVaultService::Chain() {
+  absl::MutexLock lock(&mu_);
+  if (!chain_.ok()) return chain_.status();
+  return chain_->get();
+}
+
+absl::StatusOr<const LogKey*> KeyVaultService::Log() {
+  absl::MutexLock lock(&mu_);
+  if (!log_.ok()) return log_.status();
+  return log_->get();
+}
+
+absl::StatusOr<std::vector<std::string>> KeyVaultService::InitializeMissing() {
+  std::vector<std::string> names;
+  for (const auto& [name, uid] : owners_) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  ASSIGN_OR_RETURN(std::vector<std::string> created, keys_->InitializeMissing(names));
+  ASSIGN_OR_RETURN(bool chain_created, ChainKey::Create(*token_));
+  if (chain_created) created.push_back(ChainKey::kLabel);
+  ASSIGN_OR_RETURN(bool log_created, LogKey::Create(*token_));
+  if (log_created) created.push_back(LogKey::kLabel);
+  LoadSigningKeys();
+  for (const std::string& label : created) log::Info("key.initialized", {{"label", label}});
+  return created;
+}
 
 grpc::Status KeyVaultService::GetTokenInfo(grpc::ServerContext*,
                                            const internal::v1::GetTokenInfoRequest*,
@@ -17,6 +82,159 @@ grpc::Status KeyVaultService::GetTokenInfo(grpc::ServerContext*,
   response->set_serial_number(token->serial_number);
   response->set_slot_id(token->slot_id);
   response->set_logged_in(token->logged_in);
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::ListKeys(grpc::ServerContext*, const internal::v1::ListKeysRequest*,
+                                       internal::v1::ListKeysResponse* response) {
+  auto keys = ListTokenKeys(*token_);
+  if (!keys.ok()) return ToGrpcStatus(keys.status());
+  for (auto& key : *keys) *response->add_keys() = std::move(key);
+  auto counts = keys_->store().Count();
+  if (!counts.ok()) return ToGrpcStatus(counts.status());
+  response->set_patients(counts->patients);
+  response->set_shredded_patients(counts->shredded);
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::InitializeKeys(grpc::ServerContext*,
+                                             const internal::v1::InitializeKeysRequest*,
+                                             internal::v1::InitializeKeysResponse* response) {
+  auto created = InitializeMissing();
+  if (!created.ok()) return ToGrpcStatus(created.status());
+  for (const std::string& label : *created) response->add_created(label);
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::RotateMasterKey(grpc::ServerContext*,
+                                              const internal::v1::RotateMasterKeyRequest*,
+                                              internal::v1::RotateMasterKeyResponse* response) {
+  auto version = keys_->RotateMaster();
+  if (!version.ok()) return ToGrpcStatus(version.status());
+  log::Info("key.rotated", {{"master_version", *version}});
+  response->set_new_version(*version);
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::GenerateDataKey(grpc::ServerContext*,
+                                              const internal::v1::GenerateDataKeyRequest* request,
+                                              internal::v1::GenerateDataKeyResponse* response) {
+  if (!request->has_context()) return Invalid("context: required");
+  auto key = keys_->Generate(FromProto(request->context()));
+  if (!key.ok()) return ToGrpcStatus(key.status());
+  SetKey(key->plaintext, response->mutable_plaintext_key());
+  response->set_wrapped_key(key->blob);
+  response->set_master_version(key->master_version);
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::Decrypt(grpc::ServerContext*,
+                                      const internal::v1::DecryptRequest* request,
+                                      internal::v1::DecryptResponse* response) {
+  if (request->wrapped_key().size() != KeyHierarchy::kBlobSize) {
+    return Invalid(absl::StrCat("wrapped_key: must be ", KeyHierarchy::kBlobSize, " bytes"));
+  }
+  if (!request->has_context()) return Invalid("context: required");
+  auto key = keys_->Decrypt(request->wrapped_key(), FromProto(request->context()));
+  if (!key.ok()) return ToGrpcStatus(key.status());
+  SetKey(*key, response->mutable_plaintext_key());
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::RewrapDataKey(grpc::ServerContext*,
+                                            const internal::v1::RewrapDataKeyRequest* request,
+                                            internal::v1::RewrapDataKeyResponse* response) {
+  if (request->wrapped_key().size() != KeyHierarchy::kBlobSize) {
+    return Invalid(absl::StrCat("wrapped_key: must be ", KeyHierarchy::kBlobSize, " bytes"));
+  }
+  if (!request->has_context()) return Invalid("context: required");
+  auto key = keys_->Rewrap(request->wrapped_key(), FromProto(request->context()));
+  if (!key.ok()) return ToGrpcStatus(key.status());
+  response->set_wrapped_key(key->blob);
+  response->set_master_version(key->master_version);
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::ShredPatient(grpc::ServerContext*,
+                                           const internal::v1::ShredPatientRequest* request,
+                                           internal::v1::ShredPatientResponse* response) {
+  auto destroyed = keys_->Shred(request->patient_id());
+  if (!destroyed.ok()) return ToGrpcStatus(destroyed.status());
+  response->set_destroyed_generations(*destroyed);
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::SignDigest(grpc::ServerContext*,
+                                         const internal::v1::SignDigestRequest* request,
+                                         internal::v1::SignDigestResponse* response) {
+  if (request->digest().size() != 32) return Invalid("digest: must be exactly 32 bytes");
+  auto chain = Chain();
+  if (!chain.ok()) return ToGrpcStatus(chain.status());
+  auto signature = (*chain)->SignDigest(request->digest());
+  if (!signature.ok()) return ToGrpcStatus(signature.status());
+  response->set_r(signature->r.data(), signature->r.size());
+  response->set_s(signature->s.data(), signature->s.size());
+  response->set_recovery_id(signature->recovery_id);
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::GetChainPublicKey(grpc::ServerContext*,
+                                                const internal::v1::GetChainPublicKeyRequest*,
+                                                internal::v1::GetChainPublicKeyResponse* response) {
+  auto chain = Chain();
+  if (!chain.ok()) return ToGrpcStatus(chain.status());
+  response->set_public_key((*chain)->public_key().data(), (*chain)->public_key().size());
+  response->set_address((*chain)->address());
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::SignLogMessage(grpc::ServerContext*,
+                                             const internal::v1::SignLogMessageRequest* request,
+                                             internal::v1::SignLogMessageResponse* response) {
+  if (request->message().size() > LogKey::kMaxMessageSize) {
+    return Invalid(absl::StrCat("message: at most ", LogKey::kMaxMessageSize, " bytes"));
+  }
+  auto log = Log();
+  if (!log.ok()) return ToGrpcStatus(log.status());
+  auto signature = (*log)->Sign(request->message());
+  if (!signature.ok()) return ToGrpcStatus(signature.status());
+  response->set_signature(*signature);
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::GetLogPublicKey(grpc::ServerContext*,
+                                              const internal::v1::GetLogPublicKeyRequest*,
+                                              internal::v1::GetLogPublicKeyResponse* response) {
+  auto log = Log();
+  if (!log.ok()) return ToGrpcStatus(log.status());
+  auto der = (*log)->PublicKeyDer();
+  if (!der.ok()) return ToGrpcStatus(der.status());
+  response->set_public_key(*der);
+  return grpc::Status::OK;
+}
+
+grpc::Status KeyVaultService::UnwrapDatabaseKey(
+    grpc::ServerContext* context, const internal::v1::UnwrapDatabaseKeyRequest* request,
+    internal::v1::UnwrapDatabaseKeyResponse* response) {
+  auto owner = owners_.find(request->name());
+  if (owner == owners_.end()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("name: no database key \"", request->name(), "\""));
+  }
+  // The allowlist admits both database-key owners; each gets only its own.
+  std::optional<PeerCredentials> caller =
+      peers_ != nullptr ? peers_->Lookup(context->peer()) : std::nullopt;
+  if (!caller.has_value() || caller->uid != owner->second) {
+    log::Warn("rpc.denied", {{"method", "UnwrapDatabaseKey"},
+                             {"uid", caller ? static_cast<uint64_t>(caller->uid) : ~0ULL},
+                             {"name", request->name()},
+                             {"reason", "database key of another role"}});
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "caller may only unwrap its own database key");
+  }
+  auto key = keys_->DatabaseKey(request->name());
+  if (!key.ok()) return ToGrpcStatus(key.status());
+  SetKey(*key, response->mutable_key());
   return grpc::Status::OK;
 }
 

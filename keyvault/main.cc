@@ -9,6 +9,7 @@
 #include "daemon/common/service_main.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/common/users.h"
+#include "keyvault/data_keys.h"
 #include "keyvault/keyvault_service.h"
 #include "keyvault/pkcs11_token.h"
 #include "keyvault/sandbox_policy.h"
@@ -34,6 +35,10 @@ absl::StatusOr<SecretData> ReadPin(const config::v1::Config& config) {
   return ReadSecretFile(path, owners);
 }
 
+// The largest request the keyvault accepts: a log message to sign (64 KiB)
+// with room for framing. Anything larger is refused by gRPC unread.
+constexpr int kMaxRequestBytes = 128 * 1024;
+
 class KeyvaultProcess : public ServiceProcess {
  public:
   absl::Status Prepare(const config::v1::Config& config) override {
@@ -50,22 +55,50 @@ class KeyvaultProcess : public ServiceProcess {
     }
     ASSIGN_OR_RETURN(token_, Pkcs11Token::Open(options, std::move(pin)));
     ASSIGN_OR_RETURN(auto description, token_->Describe());
-    log::Info(
-        "hsm.logged_in",
-        {{"token", description.label}, {"slot", description.slot_id}, {"module", p.module_path()}});
+    log::Info("hsm.logged_in", {{"token", description.label},
+                                {"slot", description.slot_id},
+                                {"module", p.module_path()},
+                                {"sessions", options.sessions}});
+
+    // The database-key owners are looked up now, while the user database
+    // can still be read.
+    for (Role role : {Role::kGateway, Role::kSigner}) {
+      ASSIGN_OR_RETURN(uid_t uid, LookupUid(ProcessConfig(config, role).user()));
+      owners_[std::string(RoleName(role))] = uid;
+    }
+    state_dir_ = config.keyvault().state_dir();
+    patient_key_cache_ = config.keyvault().patient_key_cache();
+    initialize_missing_keys_ = config.keyvault().initialize_missing_keys();
     return absl::OkStatus();
   }
 
   SyscallPolicy Policy() const override { return KeyvaultPolicy(); }
 
+  // After the sandbox, as the keyvault's own user: the keys it creates and
+  // the patient store are files that user must own.
   absl::Status Register(InternalServer& internal) override {
-    service_ = std::make_unique<KeyVaultService>(token_.get());
+    ASSIGN_OR_RETURN(keys_, KeyHierarchy::Open(*token_, {state_dir_, patient_key_cache_}));
+    service_ = std::make_unique<KeyVaultService>(token_.get(), keys_.get(), owners_);
+    if (initialize_missing_keys_) {
+      ASSIGN_OR_RETURN(std::vector<std::string> created, service_->InitializeMissing());
+      log::Info("keys.ready", {{"created", static_cast<uint64_t>(created.size())},
+                               {"master_version", keys_->latest_master_version()}});
+    } else if (keys_->latest_master_version() == 0) {
+      log::Warn("keys.missing", {{"hint", "run medvaultctl hsm init"}});
+    }
+    service_->set_peers(&internal.peers());
+    internal.set_max_request_bytes(kMaxRequestBytes);
     internal.AddService(service_.get(), *InternalService(Role::kKeyvault));
     return absl::OkStatus();
   }
 
  private:
+  DatabaseKeyOwners owners_;
+  std::string state_dir_;
+  size_t patient_key_cache_ = 0;
+  bool initialize_missing_keys_ = false;
   std::unique_ptr<Pkcs11Token> token_;
+  std::unique_ptr<KeyHierarchy> keys_;
   std::unique_ptr<KeyVaultService> service_;
 };
 

@@ -273,6 +273,9 @@ void ApplyDefaults(Config& config) {
   if (s->max_backoff_ms() == 0) s->set_max_backoff_ms(30000);
   if (s->crash_loop_restarts() == 0) s->set_crash_loop_restarts(5);
   if (s->crash_loop_window_ms() == 0) s->set_crash_loop_window_ms(60000);
+  if (config.keyvault().patient_key_cache() == 0) {
+    config.mutable_keyvault()->set_patient_key_cache(1024);
+  }
   if (config.keyvault().pkcs11().sessions() == 0) {
     config.mutable_keyvault()->mutable_pkcs11()->set_sessions(4);
   }

@@ -84,6 +84,7 @@ absl::Status InternalServer::Start() {
   if (wake_fd_ < 0) return Errno("eventfd for", path_);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(max_request_bytes_);
   for (auto& service : services_) builder.RegisterService(service.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr)

@@ -39,6 +39,13 @@ class InternalServer {
   ~InternalServer();
 
   int listen_fd() const { return listen_fd_; }
+  // Credentials of the connections accepted so far (see peer_registry.h);
+  // services use it when a decision depends on who calls, beyond the
+  // per-method allowlist.
+  const PeerRegistry& peers() const { return peers_; }
+  // Largest request message accepted (gRPC refuses larger ones with
+  // RESOURCE_EXHAUSTED before any handler runs). Before Start(); default 4 MiB.
+  void set_max_request_bytes(int bytes) { max_request_bytes_ = bytes; }
   const std::string& path() const { return path_; }
 
   // Before Start(). `service` must outlive this server.
@@ -56,7 +63,8 @@ class InternalServer {
   const std::string path_;
   const int listen_fd_;
   const MethodAllowlist allowlist_;
-  int wake_fd_ = -1;  // eventfd made by Start(): wakes the accept loop for shutdown
+  int wake_fd_ = -1;
+  int max_request_bytes_ = 4 << 20;  // eventfd made by Start(): wakes the accept loop for shutdown
   PeerRegistry peers_;
   std::vector<std::unique_ptr<GuardedService>> services_;
   std::unique_ptr<grpc::Server> server_;

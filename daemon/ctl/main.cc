@@ -13,6 +13,7 @@
 #include "daemon/common/health_client.h"
 #include "daemon/common/roles.h"
 #include "daemon/common/version.h"
+#include "daemon/ctl/keyvault_commands.h"
 #include "medvault/internal/v1/keyvault.grpc.pb.h"
 #include "medvault/internal/v1/signer.grpc.pb.h"
 #include "medvault/v1/system.grpc.pb.h"
@@ -45,23 +46,6 @@ int Health(const config::v1::Config& config) {
                 r.detail.c_str());
   }
   return all_serving ? 0 : 1;
-}
-
-int HsmInfo(const config::v1::Config& config) {
-  auto stub = internal::v1::KeyVault::NewStub(Channel(config, Role::kKeyvault));
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  internal::v1::GetTokenInfoResponse info;
-  grpc::Status status = stub->GetTokenInfo(&context, {}, &info);
-  if (!status.ok()) return Report(status, "keyvault GetTokenInfo");
-  std::printf(
-      "token:        %s (slot %llu)\nmanufacturer: %s\nmodel:        %s\nserial:       %s\n"
-      "library:      %s %s\nlogged in:    %s\n",
-      info.token_label().c_str(), static_cast<unsigned long long>(info.slot_id()),
-      info.manufacturer().c_str(), info.model().c_str(), info.serial_number().c_str(),
-      info.library_description().c_str(), info.library_version().c_str(),
-      info.logged_in() ? "yes" : "no");
-  return 0;
 }
 
 int ChainInfo(const config::v1::Config& config) {
@@ -140,6 +124,17 @@ int Main(int argc, char** argv) {
   auto* hsm = app.add_subcommand("hsm", "the HSM behind the keyvault");
   hsm->require_subcommand(1);
   auto* hsm_info = hsm->add_subcommand("info", "describe the PKCS#11 token (never a secret)");
+  bool create_token = false;
+  auto* hsm_init = hsm->add_subcommand(
+      "init", "create whichever of the deployment's keys are missing (needs the keyvault running)");
+  hsm_init->add_flag("--create-token", create_token,
+                     "development: first create the SoftHSM2 token the configuration names");
+  auto* keys = app.add_subcommand("keys", "the deployment's keys in the HSM");
+  keys->require_subcommand(1);
+  auto* keys_list =
+      keys->add_subcommand("list", "key ids, versions, types and attributes (never values)");
+  auto* keys_rotate = keys->add_subcommand(
+      "rotate", "create master key version n+1; new data keys use it, old ones still open");
   auto* chain = app.add_subcommand("chain", "the chain behind the signer");
   chain->require_subcommand(1);
   auto* chain_info =
@@ -170,6 +165,9 @@ int Main(int argc, char** argv) {
   }
   if (health->parsed()) return Health(*config);
   if (hsm_info->parsed()) return HsmInfo(*config);
+  if (hsm_init->parsed()) return HsmInit(*config, create_token);
+  if (keys_list->parsed()) return KeysList(*config);
+  if (keys_rotate->parsed()) return KeysRotate(*config);
   if (chain_info->parsed()) return ChainInfo(*config);
   return 2;
 }
