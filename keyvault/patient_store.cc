@@ -104,6 +104,9 @@ absl::StatusOr<std::unique_ptr<PatientStore>> PatientStore::Open(const std::stri
     return s;
   }
   std::unique_ptr<PatientStore> store(new PatientStore(db));
+  // Another process still holding the file (a keyvault being replaced)
+  // delays rather than fails a write.
+  sqlite3_busy_timeout(db, 5000);
   // Deleted seeds are overwritten, not merely unlinked from the b-tree;
   // every commit reaches the disk before it is acknowledged.
   RETURN_IF_ERROR(Exec(db,

@@ -1,6 +1,7 @@
 #include "daemon/common/service_main.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -73,6 +74,9 @@ int ServiceMain(Role role, int argc, char** argv, ServiceProcess& process) {
   sigset_t waited = WaitedSignals();
   pthread_sigmask(SIG_BLOCK, &waited, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Whatever a process creates (databases, key files, token objects) is its
+  // own alone; sockets are opened up explicitly where they are bound.
+  umask(0077);
 
   CLI::App app(absl::StrCat(name, " ", kVersion, ": the ", RoleName(role),
                             " process of medvault. Normally started by medvaultd or systemd."));
