@@ -191,25 +191,11 @@ absl::Status KeyHierarchy::LoadMasterKeys() {
     CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)},
                            {CKA_KEY_TYPE, &type, sizeof(type)},
                            {CKA_TOKEN, &on_token, sizeof(on_token)}};
-    P11_RETURN_IF_ERROR(f, C_FindObjectsInit, session, tmpl, 3);
-    std::vector<CK_OBJECT_HANDLE> handles;
-    for (;;) {
-      CK_OBJECT_HANDLE batch[32];
-      CK_ULONG n = 0;
-      CK_RV rv = f->C_FindObjects(session, batch, 32, &n);
-      if (rv != CKR_OK) {
-        f->C_FindObjectsFinal(session);
-        return CkrStatus("C_FindObjects", rv);
-      }
-      if (n == 0) break;
-      handles.insert(handles.end(), batch, batch + n);
-    }
-    P11_RETURN_IF_ERROR(f, C_FindObjectsFinal, session);
+    ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> handles, FindObjects(f, session, tmpl, 3));
     for (CK_OBJECT_HANDLE h : handles) {
-      char label[64] = {0};
-      CK_ATTRIBUTE attr = {CKA_LABEL, label, sizeof(label) - 1};
-      if (f->C_GetAttributeValue(session, h, &attr, 1) != CKR_OK) continue;
-      absl::string_view text(label, attr.ulValueLen);
+      auto label = GetAttribute(f, session, h, CKA_LABEL);
+      if (!label.ok()) continue;
+      absl::string_view text = *label;
       uint32_t version = 0;
       if (absl::ConsumePrefix(&text, kMasterLabelPrefix) && absl::SimpleAtoi(text, &version) &&
           version > 0) {

@@ -25,44 +25,11 @@ std::string CurveName(const std::string& params) {
   return "EC";
 }
 
-absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindKeys(CK_FUNCTION_LIST* f,
-                                                       CK_SESSION_HANDLE session,
-                                                       CK_OBJECT_CLASS cls) {
-  CK_BBOOL on_token = CK_TRUE;
-  CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_TOKEN, &on_token, sizeof(on_token)}};
-  P11_RETURN_IF_ERROR(f, C_FindObjectsInit, session, tmpl, 2);
-  std::vector<CK_OBJECT_HANDLE> handles;
-  for (;;) {
-    CK_OBJECT_HANDLE batch[64];
-    CK_ULONG n = 0;
-    CK_RV rv = f->C_FindObjects(session, batch, 64, &n);
-    if (rv != CKR_OK) {
-      f->C_FindObjectsFinal(session);
-      return CkrStatus("C_FindObjects", rv);
-    }
-    if (n == 0) break;
-    handles.insert(handles.end(), batch, batch + n);
-  }
-  P11_RETURN_IF_ERROR(f, C_FindObjectsFinal, session);
-  return handles;
-}
-
-absl::StatusOr<std::string> ReadBytes(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE session,
-                                      CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) {
-  CK_ATTRIBUTE attr = {type, nullptr, 0};
-  P11_RETURN_IF_ERROR(f, C_GetAttributeValue, session, object, &attr, 1);
-  std::string value(attr.ulValueLen, '\0');
-  attr.pValue = value.data();
-  P11_RETURN_IF_ERROR(f, C_GetAttributeValue, session, object, &attr, 1);
-  value.resize(attr.ulValueLen);
-  return value;
-}
-
 absl::StatusOr<internal::v1::KeyInfo> Describe(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE session,
                                                CK_OBJECT_HANDLE object, const std::string& label) {
   internal::v1::KeyInfo info;
   info.set_label(label);
-  ASSIGN_OR_RETURN(std::string id, ReadBytes(f, session, object, CKA_ID));
+  ASSIGN_OR_RETURN(std::string id, GetAttribute(f, session, object, CKA_ID));
   info.set_id(id);
   CK_KEY_TYPE type = 0;
   CK_BBOOL flags[11] = {0};
@@ -97,7 +64,7 @@ absl::StatusOr<internal::v1::KeyInfo> Describe(CK_FUNCTION_LIST* f, CK_SESSION_H
   if (type == CKK_AES) {
     info.set_type("AES-256");
   } else if (type == CKK_EC) {
-    auto params = ReadBytes(f, session, object, CKA_EC_PARAMS);
+    auto params = GetAttribute(f, session, object, CKA_EC_PARAMS);
     info.set_type(params.ok() ? CurveName(*params) : "EC");
   } else {
     info.set_type("other");
@@ -118,9 +85,12 @@ absl::StatusOr<std::vector<internal::v1::KeyInfo>> ListTokenKeys(Pkcs11Token& to
   RETURN_IF_ERROR(token.Run([&](CK_SESSION_HANDLE session) -> absl::Status {
     keys.clear();
     for (CK_OBJECT_CLASS cls : {CKO_SECRET_KEY, CKO_PRIVATE_KEY}) {
-      ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> handles, FindKeys(f, session, cls));
+      CK_BBOOL on_token = CK_TRUE;
+      CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                             {CKA_TOKEN, &on_token, sizeof(on_token)}};
+      ASSIGN_OR_RETURN(std::vector<CK_OBJECT_HANDLE> handles, FindObjects(f, session, tmpl, 2));
       for (CK_OBJECT_HANDLE object : handles) {
-        ASSIGN_OR_RETURN(std::string label, ReadBytes(f, session, object, CKA_LABEL));
+        ASSIGN_OR_RETURN(std::string label, GetAttribute(f, session, object, CKA_LABEL));
         if (!absl::StartsWith(label, "medvault-")) continue;
         ASSIGN_OR_RETURN(internal::v1::KeyInfo info, Describe(f, session, object, label));
         keys.push_back(std::move(info));

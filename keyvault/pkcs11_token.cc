@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
@@ -235,6 +237,42 @@ CK_RV CkrOf(const absl::Status& status) {
   unsigned long rv = CKR_OK;
   if (payload.has_value() && absl::SimpleAtoi(std::string(*payload), &rv)) return rv;
   return CKR_OK;
+}
+
+absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindObjects(CK_FUNCTION_LIST* f,
+                                                          CK_SESSION_HANDLE session,
+                                                          CK_ATTRIBUTE* tmpl, CK_ULONG count,
+                                                          size_t max) {
+  P11_RETURN_IF_ERROR(f, C_FindObjectsInit, session, tmpl, count);
+  std::vector<CK_OBJECT_HANDLE> handles;
+  CK_RV rv = CKR_OK;
+  while (handles.size() < max) {
+    CK_OBJECT_HANDLE batch[64];
+    CK_ULONG n = 0;
+    rv = f->C_FindObjects(session, batch, std::min<size_t>(64, max - handles.size()), &n);
+    if (rv != CKR_OK || n == 0) break;
+    handles.insert(handles.end(), batch, batch + n);
+  }
+  CK_RV final_rv = f->C_FindObjectsFinal(session);
+  if (rv != CKR_OK) return CkrStatus("C_FindObjects", rv);
+  if (final_rv != CKR_OK) return CkrStatus("C_FindObjectsFinal", final_rv);
+  return handles;
+}
+
+absl::StatusOr<std::string> GetAttribute(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE session,
+                                         CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) {
+  constexpr CK_ULONG kMaxAttributeSize = 4096;
+  CK_ATTRIBUTE attribute{type, nullptr, 0};
+  P11_RETURN_IF_ERROR(f, C_GetAttributeValue, session, object, &attribute, 1);
+  if (attribute.ulValueLen > kMaxAttributeSize) {  // includes CK_UNAVAILABLE_INFORMATION
+    return absl::InternalError(
+        absl::StrCat("C_GetAttributeValue: implausible length for attribute 0x", absl::Hex(type)));
+  }
+  std::string value(attribute.ulValueLen, '\0');
+  attribute.pValue = value.data();
+  P11_RETURN_IF_ERROR(f, C_GetAttributeValue, session, object, &attribute, 1);
+  value.resize(std::min<CK_ULONG>(attribute.ulValueLen, value.size()));
+  return value;
 }
 
 Pkcs11Token::Pkcs11Token(const Options& options, SecretData pin, void* library,

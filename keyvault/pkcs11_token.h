@@ -19,6 +19,7 @@
 #ifndef MEDVAULT_KEYVAULT_PKCS11_TOKEN_H_
 #define MEDVAULT_KEYVAULT_PKCS11_TOKEN_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -63,6 +64,18 @@ CK_RV CkrOf(const absl::Status& status);
     CK_RV medvault_p11_rv_ = (fns)->fn(__VA_ARGS__);                         \
     if (medvault_p11_rv_ != CKR_OK) return CkrStatus(#fn, medvault_p11_rv_); \
   } while (0)
+
+// Every object matching `tmpl` (at most `max`), through C_FindObjectsInit,
+// C_FindObjects and C_FindObjectsFinal in `session`.
+absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindObjects(CK_FUNCTION_LIST* f,
+                                                          CK_SESSION_HANDLE session,
+                                                          CK_ATTRIBUTE* tmpl, CK_ULONG count,
+                                                          size_t max = SIZE_MAX);
+
+// The bytes of one attribute. INTERNAL for an implausible length (over
+// 4 KiB, or CK_UNAVAILABLE_INFORMATION): attributes read here are small.
+absl::StatusOr<std::string> GetAttribute(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE session,
+                                         CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type);
 
 class Pkcs11Token {
  public:

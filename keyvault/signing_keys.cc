@@ -116,15 +116,8 @@ absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindObjects(CK_FUNCTION_LIST* f, C
       {CKA_LABEL, MutableBytes(spec.label), strlen(spec.label)},
       {CKA_ID, MutableBytes(spec.id), strlen(spec.id)},
   };
-  P11_RETURN_IF_ERROR(f, C_FindObjectsInit, s, query, std::size(query));
   // Two tell "one" from "several"; a few more make a better message.
-  CK_OBJECT_HANDLE found[4];
-  CK_ULONG count = 0;
-  CK_RV rv = f->C_FindObjects(s, found, std::size(found), &count);
-  CK_RV final_rv = f->C_FindObjectsFinal(s);
-  if (rv != CKR_OK) return CkrStatus("C_FindObjects", rv);
-  if (final_rv != CKR_OK) return CkrStatus("C_FindObjectsFinal", final_rv);
-  return std::vector<CK_OBJECT_HANDLE>(found, found + std::min<CK_ULONG>(count, std::size(found)));
+  return keyvault::FindObjects(f, s, query, std::size(query), /*max=*/4);
 }
 
 absl::StatusOr<FoundKeys> FindKeys(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, const KeySpec& spec) {
@@ -146,21 +139,6 @@ absl::StatusOr<PairHandles> OnePair(const FoundKeys& found, const KeySpec& spec)
                                     found.public_keys.size(), " public key(s), expected one each"));
   }
   return PairHandles{found.private_keys[0], found.public_keys[0]};
-}
-
-absl::StatusOr<std::string> GetAttribute(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s,
-                                         CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) {
-  CK_ATTRIBUTE attribute{type, nullptr, 0};
-  P11_RETURN_IF_ERROR(f, C_GetAttributeValue, s, object, &attribute, 1);
-  if (attribute.ulValueLen > kMaxAttributeSize) {  // Includes CK_UNAVAILABLE_INFORMATION.
-    return absl::InternalError(
-        absl::StrCat("C_GetAttributeValue: implausible length for attribute 0x", absl::Hex(type)));
-  }
-  std::string value(attribute.ulValueLen, '\0');
-  attribute.pValue = value.data();
-  P11_RETURN_IF_ERROR(f, C_GetAttributeValue, s, object, &attribute, 1);
-  value.resize(std::min<CK_ULONG>(attribute.ulValueLen, value.size()));
-  return value;
 }
 
 template <typename T>
