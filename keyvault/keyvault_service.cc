@@ -28,9 +28,11 @@ void SetKey(const SecretData& key, std::string* field) {
 }  // namespace
 
 KeyVaultService::KeyVaultService(Pkcs11Token* token, KeyHierarchy* keys, DatabaseKeyOwners owners)
-    : token_(token), keys_(keys), owners_(std::move(owners)) {
-  LoadSigningKeys();
-}
+    : token_(token),
+      keys_(keys),
+      owners_(std::move(owners)),
+      chain_(absl::FailedPreconditionError("chain key not loaded")),
+      log_(absl::FailedPreconditionError("log key not loaded")) {}
 
 void KeyVaultService::LoadSigningKeys() {
   auto chain = ChainKey::Load(*token_);

@@ -25,9 +25,13 @@ using DatabaseKeyOwners = absl::flat_hash_map<std::string, uid_t>;
 
 class KeyVaultService : public Guardable<internal::v1::KeyVault::Service> {
  public:
-  // Everything must outlive the service. Loads the signing keys if they
-  // exist already.
+  // Everything must outlive the service. Call InitializeMissing() or
+  // LoadSigningKeys() before serving.
   KeyVaultService(Pkcs11Token* token, KeyHierarchy* keys, DatabaseKeyOwners owners);
+
+  // Loads the chain and log keys from the token; a key that cannot be
+  // loaded is logged and its methods answer with the reason.
+  void LoadSigningKeys();
 
   // The credentials of the internal server's connections; set once before
   // the server starts.
@@ -69,7 +73,6 @@ class KeyVaultService : public Guardable<internal::v1::KeyVault::Service> {
  private:
   absl::StatusOr<const ChainKey*> Chain();
   absl::StatusOr<const LogKey*> Log();
-  void LoadSigningKeys();
 
   Pkcs11Token* const token_;
   KeyHierarchy* const keys_;

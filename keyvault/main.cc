@@ -83,8 +83,11 @@ class KeyvaultProcess : public ServiceProcess {
       ASSIGN_OR_RETURN(std::vector<std::string> created, service_->InitializeMissing());
       log::Info("keys.ready", {{"created", static_cast<uint64_t>(created.size())},
                                {"master_version", keys_->latest_master_version()}});
-    } else if (keys_->latest_master_version() == 0) {
-      log::Warn("keys.missing", {{"hint", "run medvaultctl hsm init"}});
+    } else {
+      service_->LoadSigningKeys();
+      if (keys_->latest_master_version() == 0) {
+        log::Warn("keys.missing", {{"hint", "run medvaultctl hsm init"}});
+      }
     }
     service_->set_peers(&internal.peers());
     internal.set_max_request_bytes(kMaxRequestBytes);
