@@ -112,23 +112,19 @@ absl::StatusOr<SecretData> GcmDecrypt(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE ses
                    ciphertext.size(), out, &out_len);
   if (rv != CKR_OK) {
     OPENSSL_cleanse(out, sizeof(out));
+    // The GCM tag did not verify (altered blob, wrong context, another
+    // patient's key). PKCS#11 says CKR_ENCRYPTED_DATA_INVALID; SoftHSM2
+    // answers a failed tag check with CKR_GENERAL_ERROR, which here, right
+    // after a successful C_DecryptInit, means the same thing.
+    if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+        rv == CKR_DATA_INVALID || rv == CKR_GENERAL_ERROR) {
+      return absl::UnauthenticatedError("ciphertext does not authenticate");
+    }
     return CkrStatus("C_Decrypt", rv);
   }
   SecretData key_bytes(absl::string_view(reinterpret_cast<const char*>(out), out_len));
   OPENSSL_cleanse(out, sizeof(out));
   return key_bytes;
-}
-
-// True when C_Decrypt refused the ciphertext: its GCM tag did not verify
-// (altered blob, wrong context, another patient's key). PKCS#11 says
-// CKR_ENCRYPTED_DATA_INVALID; SoftHSM2 answers a failed tag check with
-// CKR_GENERAL_ERROR, which at this point (C_DecryptInit succeeded) means
-// the same thing. Only statuses of C_Decrypt itself count.
-bool IsAuthenticationFailure(const absl::Status& s) {
-  if (!absl::StartsWith(s.message(), "C_Decrypt:")) return false;
-  CK_RV rv = CkrOf(s);
-  return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
-         rv == CKR_DATA_INVALID || rv == CKR_GENERAL_ERROR;
 }
 
 }  // namespace
@@ -372,7 +368,7 @@ absl::StatusOr<SecretData> KeyHierarchy::DatabaseKey(const std::string& name) {
                                      aad, file.substr(kDbHeaderSize + kIvSize)));
     return absl::OkStatus();
   });
-  if (IsAuthenticationFailure(s)) {
+  if (absl::IsUnauthenticated(s)) {
     return absl::DataLossError(
         absl::StrCat(path, " does not open: altered or not this deployment's"));
   }
@@ -535,7 +531,7 @@ absl::StatusOr<SecretData> KeyHierarchy::Decrypt(absl::string_view blob,
                                      aad, blob.substr(kHeaderSize + kIvSize)));
     return absl::OkStatus();
   });
-  if (IsAuthenticationFailure(s)) {
+  if (absl::IsUnauthenticated(s)) {
     return absl::InvalidArgumentError(
         "wrapped_key: does not open under this context (altered, or made for another context)");
   }

@@ -164,12 +164,23 @@ absl::StatusOr<PatientGeneration> PatientStore::Get(const std::string& patient_i
   return FromRow(q);
 }
 
+absl::StatusOr<uint32_t> PatientStore::InTransaction(
+    absl::FunctionRef<absl::StatusOr<uint32_t>()> body) {
+  RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
+  absl::StatusOr<uint32_t> result = body();
+  if (!result.ok()) {
+    Exec(db_, "ROLLBACK").IgnoreError();
+    return result.status();
+  }
+  RETURN_IF_ERROR(Exec(db_, "COMMIT"));
+  return result;
+}
+
 absl::StatusOr<PatientGeneration> PatientStore::Add(const std::string& patient_id,
                                                     uint32_t master_version, SecretData seed) {
   if (seed.size() != kSeedSize) return absl::InternalError("patient seed must be 32 bytes");
   absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
-  auto add = [&]() -> absl::StatusOr<uint32_t> {
+  absl::StatusOr<uint32_t> generation = InTransaction([&]() -> absl::StatusOr<uint32_t> {
     RETURN_IF_ERROR(CheckNotShredded(patient_id));
     Statement next(db_,
                    "SELECT COALESCE(MAX(generation), 0) + 1 FROM patient_key_generations "
@@ -188,13 +199,8 @@ absl::StatusOr<PatientGeneration> PatientStore::Add(const std::string& patient_i
         .BindBlob(4, seed.data(), seed.size());
     RETURN_IF_ERROR(insert.Step().status());
     return generation;
-  };
-  absl::StatusOr<uint32_t> generation = add();
-  if (!generation.ok()) {
-    Exec(db_, "ROLLBACK").IgnoreError();
-    return generation.status();
-  }
-  RETURN_IF_ERROR(Exec(db_, "COMMIT"));
+  });
+  if (!generation.ok()) return generation.status();
   PatientGeneration g;
   g.generation = *generation;
   g.master_version = master_version;
@@ -204,8 +210,7 @@ absl::StatusOr<PatientGeneration> PatientStore::Add(const std::string& patient_i
 
 absl::StatusOr<uint32_t> PatientStore::Shred(const std::string& patient_id) {
   absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
-  auto shred = [&]() -> absl::StatusOr<uint32_t> {
+  absl::StatusOr<uint32_t> destroyed = InTransaction([&]() -> absl::StatusOr<uint32_t> {
     Statement del(db_, "DELETE FROM patient_key_generations WHERE patient_id = ?");
     RETURN_IF_ERROR(del.status());
     del.Bind(1, patient_id);
@@ -216,13 +221,8 @@ absl::StatusOr<uint32_t> PatientStore::Shred(const std::string& patient_id) {
     tomb.Bind(1, patient_id);
     RETURN_IF_ERROR(tomb.Step().status());
     return destroyed;
-  };
-  absl::StatusOr<uint32_t> destroyed = shred();
-  if (!destroyed.ok()) {
-    Exec(db_, "ROLLBACK").IgnoreError();
-    return destroyed.status();
-  }
-  RETURN_IF_ERROR(Exec(db_, "COMMIT"));
+  });
+  if (!destroyed.ok()) return destroyed.status();
   // Copies of the deleted pages may still sit in the WAL: fold it into the
   // (securely overwritten) database file and empty it.
   RETURN_IF_ERROR(Exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)"));

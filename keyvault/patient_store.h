@@ -26,6 +26,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/common/secret.h"
@@ -72,6 +73,10 @@ class PatientStore {
  private:
   explicit PatientStore(sqlite3* db) : db_(db) {}
   absl::Status CheckNotShredded(const std::string& patient_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `body` in one write transaction: committed if it returns a value,
+  // rolled back if it returns an error.
+  absl::StatusOr<uint32_t> InTransaction(absl::FunctionRef<absl::StatusOr<uint32_t>()> body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);

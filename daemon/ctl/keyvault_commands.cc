@@ -27,12 +27,6 @@ void Deadline(grpc::ClientContext& context, absl::Duration timeout) {
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
 
-int Report(const grpc::Status& status, absl::string_view what) {
-  std::cerr << "medvaultctl: " << what << ": " << status.error_message() << " (gRPC code "
-            << static_cast<int>(status.error_code()) << ")\n";
-  return 1;
-}
-
 // Single-quotes a word for /bin/sh.
 std::string ShellQuote(absl::string_view word) {
   std::string out = "'";
@@ -101,6 +95,12 @@ int CreateDevelopmentToken(const config::v1::Config& config) {
 }
 
 }  // namespace
+
+int Report(const grpc::Status& status, absl::string_view what) {
+  std::cerr << "medvaultctl: " << what << ": " << status.error_message() << " (gRPC code "
+            << static_cast<int>(status.error_code()) << ")\n";
+  return 1;
+}
 
 int HsmInfo(const config::v1::Config& config) {
   grpc::ClientContext context;

@@ -25,11 +25,6 @@ constexpr char kDefaultConfig[] = "/etc/medvault/medvault.textproto";
 
 // Exit codes: 0 success, 1 a component is unhealthy or refused the call,
 // 2 bad usage or configuration.
-int Report(const grpc::Status& status, absl::string_view what) {
-  std::cerr << "medvaultctl: " << what << ": " << status.error_message() << " ("
-            << absl::StrCat("gRPC code ", static_cast<int>(status.error_code())) << ")\n";
-  return 1;
-}
 
 std::shared_ptr<grpc::Channel> Channel(const config::v1::Config& config, Role role) {
   return grpc::CreateChannel("unix:" + SocketPath(config, role),
