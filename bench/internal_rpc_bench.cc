@@ -128,6 +128,31 @@ void BM_GuardedRpc(benchmark::State& state) {
 }
 BENCHMARK(BM_GuardedRpc)->UseRealTime();
 
+// The ceiling for any per-call keyvault operation on this machine: the same
+// empty guarded call from 1, 8 and 32 client threads at once, each thread
+// with its own channel (its own connection), against one server that lives
+// for the whole run.
+void BM_GuardedRpcConcurrent(benchmark::State& state) {
+  static TempSocket* socket_path = new TempSocket("concurrent.sock");
+  static InternalServer* server = [] {
+    MethodAllowlist allowlist;
+    allowlist.Allow("GetTokenInfo", geteuid());
+    static FixedKeyVault service;
+    auto bound = InternalServer::Bind(socket_path->path(), "", std::move(allowlist));
+    if (!bound.ok()) std::abort();
+    (*bound)->AddService(
+        &service,
+        *internal::v1::GetTokenInfoRequest::descriptor()->file()->FindServiceByName("KeyVault"));
+    if (!(*bound)->Start().ok()) std::abort();
+    return bound->release();
+  }();
+  (void)server;
+  CallLoop(state, "unix:" + socket_path->path());
+  state.counters["calls"] = benchmark::Counter(static_cast<double>(state.iterations()),
+                                               benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_GuardedRpcConcurrent)->UseRealTime()->Threads(1)->Threads(8)->Threads(32);
+
 // The guard's own work per call: peer look-up and allowlist check.
 void BM_GuardDecision(benchmark::State& state) {
   PeerRegistry peers;
