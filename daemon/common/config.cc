@@ -83,7 +83,7 @@ class Validator {
     }
     for (Role role : kStartOrder) CheckProcess(role);
     CheckKeyvault();
-    RequireAbsolute("storage.data_dir", config_.storage().data_dir());
+    CheckStorage();
     CheckSigner();
     CheckGateway();
     CheckSupervisor();
@@ -221,6 +221,21 @@ class Validator {
     }
   }
 
+  void CheckStorage() {
+    const auto& storage = config_.storage();
+    RequireAbsolute("storage.data_dir", storage.data_dir());
+    if (storage.has_kubo()) {
+      const std::string& url = storage.kubo().api_url();
+      if (url.empty()) {
+        Fail("storage.kubo.api_url", "required");
+      } else if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
+        Fail("storage.kubo.api_url",
+             absl::StrCat("must start with http:// or https://, got \"", url, "\""));
+      }
+      if (storage.kubo().max_retries() > 10) Fail("storage.kubo.max_retries", "must be at most 10");
+    }
+  }
+
   void CheckSigner() {
     const std::string& url = config_.signer().rpc_url();
     if (url.empty()) {
@@ -278,6 +293,14 @@ void ApplyDefaults(Config& config) {
   }
   if (config.keyvault().pkcs11().sessions() == 0) {
     config.mutable_keyvault()->mutable_pkcs11()->set_sessions(4);
+  }
+  auto* storage = config.mutable_storage();
+  if (storage->max_object_bytes() == 0) storage->set_max_object_bytes(uint64_t{4} << 30);
+  if (storage->has_kubo()) {
+    auto* kubo = storage->mutable_kubo();
+    if (kubo->timeout_ms() == 0) kubo->set_timeout_ms(30000);
+    if (kubo->connect_timeout_ms() == 0) kubo->set_connect_timeout_ms(2000);
+    if (kubo->max_retries() == 0) kubo->set_max_retries(3);
   }
   if (config.signer().rpc_timeout_ms() == 0) config.mutable_signer()->set_rpc_timeout_ms(5000);
 }

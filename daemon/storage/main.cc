@@ -1,5 +1,5 @@
-// medvault-storage: keeps ciphertext blocks. This first version serves
-// the store's description; the block store itself follows.
+// medvault-storage: keeps ciphertext as IPFS objects, in the embedded
+// flatfs block store (the default) or on a Kubo node.
 #include <fcntl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -8,63 +8,51 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/common/files.h"
 #include "daemon/common/grpc_status.h"
+#include "daemon/common/logging.h"
 #include "daemon/common/service_main.h"
-#include "medvault/internal/v1/storage.grpc.pb.h"
+#include "daemon/storage/flatfs_store.h"
+#include "daemon/storage/sandbox_policy.h"
+#include "daemon/storage/storage_service.h"
 
 namespace medvault::storage {
 namespace {
 
-SyscallPolicy StoragePolicy() {
-  return SyscallPolicy::GrpcService().Allow({"fstatfs"},
-                                            "reporting free space of the block directory");
-}
-
-class StorageService : public Guardable<internal::v1::Storage::Service> {
- public:
-  explicit StorageService(int dir_fd) : dir_fd_(dir_fd) {}
-
-  grpc::Status GetStoreInfo(grpc::ServerContext*, const internal::v1::GetStoreInfoRequest*,
-                            internal::v1::GetStoreInfoResponse* response) override {
-    struct statvfs st {};
-    if (fstatvfs(dir_fd_, &st) != 0) {
-      return ToGrpcStatus(absl::InternalError(absl::StrCat("fstatvfs: ", strerror(errno))));
-    }
-    response->set_backend("flatfs");
-    response->set_total_bytes(static_cast<uint64_t>(st.f_blocks) * st.f_frsize);
-    response->set_available_bytes(static_cast<uint64_t>(st.f_bavail) * st.f_frsize);
-    return grpc::Status::OK;
-  }
-
- private:
-  const int dir_fd_;
-};
-
 class StorageProcess : public ServiceProcess {
  public:
-  ~StorageProcess() override {
-    if (dir_fd_ >= 0) close(dir_fd_);
-  }
-
   absl::Status Prepare(const config::v1::Config& config) override {
-    const std::string& dir = config.storage().data_dir();
-    dir_fd_ = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd_ < 0) {
+    config_ = config.storage();
+    const std::string& dir = config_.data_dir();
+    int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
       return absl::FailedPreconditionError(
           absl::StrCat("storage.data_dir ", dir, ": ", strerror(errno)));
     }
+    dir_fd_.reset(fd);
     return absl::OkStatus();
   }
-  std::vector<int> KeepFds() const override { return {dir_fd_}; }
-  SyscallPolicy Policy() const override { return StoragePolicy(); }
+  std::vector<int> KeepFds() const override { return {dir_fd_.get()}; }
+  SyscallPolicy Policy() const override { return StoragePolicy(config_.has_kubo()); }
+
   absl::Status Register(InternalServer& internal) override {
-    service_ = std::make_unique<StorageService>(dir_fd_);
+    // Opened after the sandbox, as the storage user, so that every file
+    // the store creates belongs to that user.
+    auto store = FlatfsStore::Open(dir_fd_.get());
+    if (!store.ok()) return store.status();
+    store_ = *std::move(store);
+    service_ = std::make_unique<StorageService>(*store_, dir_fd_.get(), config_.max_object_bytes());
+    internal.set_max_request_bytes(StorageService::kMaxMessageBytes);
     internal.AddService(service_.get(), *InternalService(Role::kStorage));
+    log::Info("store_opened", {{"backend", store_->backend()},
+                               {"max_object_bytes", config_.max_object_bytes()}});
     return absl::OkStatus();
   }
 
  private:
-  int dir_fd_ = -1;
+  config::v1::Storage config_;
+  Fd dir_fd_;
+  std::unique_ptr<ObjectStore> store_;
   std::unique_ptr<StorageService> service_;
 };
 

@@ -93,6 +93,10 @@ struct FileNode {
 // sizes add up.
 absl::StatusOr<FileNode> DecodeFileNode(absl::string_view block);
 
+// `cid`'s block from `source`, DATA_LOSS (logged, naming the CID) unless it
+// hashes to the CID.
+absl::StatusOr<std::string> FetchVerified(BlockSource& source, const Cid& cid);
+
 // Reads a file back chunk by chunk, depth first, checking every block
 // against its CID (DATA_LOSS naming the CID on a mismatch).
 class DagReader {
