@@ -14,6 +14,7 @@
 #include "daemon/common/roles.h"
 #include "daemon/common/version.h"
 #include "daemon/ctl/keyvault_commands.h"
+#include "daemon/ctl/storage_commands.h"
 #include "medvault/internal/v1/keyvault.grpc.pb.h"
 #include "medvault/internal/v1/signer.grpc.pb.h"
 #include "medvault/v1/system.grpc.pb.h"
@@ -134,6 +135,27 @@ int Main(int argc, char** argv) {
   chain->require_subcommand(1);
   auto* chain_info =
       chain->add_subcommand("info", "chain id and latest block, as the signer sees them");
+  auto* storage = app.add_subcommand("storage", "the ciphertext store (IPFS objects)");
+  storage->require_subcommand(1);
+  auto* storage_info = storage->add_subcommand("info", "backend, size limit and free space");
+  std::string storage_path = "-";
+  std::string storage_cid;
+  bool storage_progress = false;
+  auto* storage_put =
+      storage->add_subcommand("put", "store a file as one object and print its CID");
+  storage_put->add_option("file", storage_path, "file to store (\"-\": standard input)")
+      ->capture_default_str();
+  storage_put->add_flag("--progress", storage_progress, "report every 64 MiB on standard error");
+  auto* storage_get = storage->add_subcommand(
+      "get", "write an object's content, every block checked against its CID");
+  storage_get->add_option("cid", storage_cid, "CIDv1 in base32 (bafy.../bafk...)")->required();
+  storage_get->add_option("-o,--output", storage_path, "file to write (\"-\": standard output)")
+      ->capture_default_str();
+  auto* storage_stat = storage->add_subcommand("stat", "size and pin state of an object");
+  storage_stat->add_option("cid", storage_cid, "CIDv1 in base32")->required();
+  auto* storage_ls = storage->add_subcommand("ls", "the pinned objects: CID and size");
+  auto* storage_gc =
+      storage->add_subcommand("gc", "delete every block that no pinned object uses");
   auto* gateway = app.add_subcommand("gateway", "the public API, as an organisation sees it");
   gateway->require_subcommand(1);
   GatewayOptions gw;
@@ -164,6 +186,12 @@ int Main(int argc, char** argv) {
   if (keys_list->parsed()) return KeysList(*config);
   if (keys_rotate->parsed()) return KeysRotate(*config);
   if (chain_info->parsed()) return ChainInfo(*config);
+  if (storage_info->parsed()) return StorageInfo(*config);
+  if (storage_put->parsed()) return StoragePut(*config, storage_path, storage_progress);
+  if (storage_get->parsed()) return StorageGet(*config, storage_cid, storage_path);
+  if (storage_stat->parsed()) return StorageStat(*config, storage_cid);
+  if (storage_ls->parsed()) return StorageList(*config);
+  if (storage_gc->parsed()) return StorageGc(*config);
   return 2;
 }
 

@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "medvault/v1/system.grpc.pb.h"
+#include "tests/integration/test_status.h"
 
 namespace medvault::integration {
 namespace {
@@ -37,22 +38,6 @@ using fleet = Fleet;
 
 // The restart requirement: a crashed process is back SERVING within this.
 constexpr absl::Duration kRestartBudget = absl::Seconds(2);
-
-absl::Status StatusOf(const absl::Status& status) { return status; }
-template <typename T>
-absl::Status StatusOf(const absl::StatusOr<T>& status_or) {
-  return status_or.status();
-}
-#define MEDVAULT_ASSERT_OK(expr)                                             \
-  do {                                                                       \
-    const absl::Status medvault_status_ = StatusOf(expr);                    \
-    ASSERT_TRUE(medvault_status_.ok()) << #expr << ": " << medvault_status_; \
-  } while (0)
-#define MEDVAULT_EXPECT_OK(expr)                                             \
-  do {                                                                       \
-    const absl::Status medvault_status_ = StatusOf(expr);                    \
-    EXPECT_TRUE(medvault_status_.ok()) << #expr << ": " << medvault_status_; \
-  } while (0)
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
