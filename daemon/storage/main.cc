@@ -13,6 +13,7 @@
 #include "daemon/common/logging.h"
 #include "daemon/common/service_main.h"
 #include "daemon/storage/flatfs_store.h"
+#include "daemon/storage/kubo_store.h"
 #include "daemon/storage/sandbox_policy.h"
 #include "daemon/storage/storage_service.h"
 
@@ -36,11 +37,27 @@ class StorageProcess : public ServiceProcess {
   SyscallPolicy Policy() const override { return StoragePolicy(config_.has_kubo()); }
 
   absl::Status Register(InternalServer& internal) override {
-    // Opened after the sandbox, as the storage user, so that every file
-    // the store creates belongs to that user.
-    auto store = FlatfsStore::Open(dir_fd_.get());
-    if (!store.ok()) return store.status();
-    store_ = *std::move(store);
+    if (config_.has_kubo()) {
+      KuboStoreOptions options;
+      options.api_url = config_.kubo().api_url();
+      options.request_timeout = absl::Milliseconds(config_.kubo().timeout_ms());
+      options.connect_timeout = absl::Milliseconds(config_.kubo().connect_timeout_ms());
+      options.max_retries = static_cast<int>(config_.kubo().max_retries());
+      auto store = KuboStore::Create(std::move(options));
+      if (!store.ok()) return store.status();
+      // The node may come up after medvault-storage: say so, serve anyway,
+      // and let each call report UNAVAILABLE until it answers.
+      if (absl::Status ping = (*store)->Ping(); !ping.ok()) {
+        log::Warn("kubo_unreachable", {{"api_url", config_.kubo().api_url()}, {"error", ping}});
+      }
+      store_ = *std::move(store);
+    } else {
+      // Opened after the sandbox, as the storage user, so that every file
+      // the store creates belongs to that user.
+      auto store = FlatfsStore::Open(dir_fd_.get());
+      if (!store.ok()) return store.status();
+      store_ = *std::move(store);
+    }
     service_ = std::make_unique<StorageService>(*store_, dir_fd_.get(), config_.max_object_bytes());
     internal.set_max_request_bytes(StorageService::kMaxMessageBytes);
     internal.AddService(service_.get(), *InternalService(Role::kStorage));

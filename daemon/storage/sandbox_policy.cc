@@ -16,7 +16,10 @@ SyscallPolicy StoragePolicy(bool remote) {
   if (remote) {
     // Only with storage.kubo set: the Kubo RPC API is HTTP over TCP, and
     // libcurl resolves the host name and runs its transfers on a thread.
-    policy.AllowSocketFamilies({AF_INET, AF_INET6}, "HTTP to the Kubo RPC API");
+    policy.AllowSocketFamilies({AF_INET, AF_INET6}, "HTTP to the Kubo RPC API")
+        // libcurl's global initialisation sizes its caches from the
+        // machine's memory (read-only).
+        .Allow({"sysinfo"}, "libcurl initialisation reads the memory size");
   }
   return policy;
 }
