@@ -52,6 +52,7 @@ struct GcReport {
   uint64_t bytes_removed = 0;
 };
 
+// Writers and readers must not outlive the store that made them.
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
