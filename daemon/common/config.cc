@@ -29,6 +29,10 @@ using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 using google::protobuf::TextFormat;
 
+// Defaults of the signer's fee caps (config.proto), needed by the checks too.
+constexpr uint64_t kDefaultMaxFeePerGasWei = 200'000'000'000;        // 200 gwei
+constexpr uint64_t kDefaultMaxPriorityFeePerGasWei = 2'000'000'000;  // 2 gwei
+
 // Collects the parser's complaints as "file:line:column: field: message".
 // The parser names unknown fields itself but not the field whose value it
 // could not read ("Expected string"), so the field is taken from the text:
@@ -247,6 +251,34 @@ class Validator {
     if (config_.signer().rpc_timeout_ms() > 600000) {
       Fail("signer.rpc_timeout_ms", "must be at most 600000");
     }
+    const std::string& contract = config_.signer().anchor_contract();
+    auto is_address = [](const std::string& s) {
+      return s.size() == 42 && absl::StartsWith(s, "0x") &&
+             std::all_of(s.begin() + 2, s.end(), [](char c) {
+               return absl::ascii_isxdigit(static_cast<unsigned char>(c));
+             });
+    };
+    if (!contract.empty() && !is_address(contract)) {
+      Fail("signer.anchor_contract",
+           absl::StrCat("must be 0x and 40 hex digits, got \"", contract, "\""));
+    }
+    if (config_.signer().confirmations() > 1000) {
+      Fail("signer.confirmations", "must be at most 1000");
+    }
+    // Compared as they will be used, with their defaults (see ApplyDefaults).
+    const uint64_t max_fee = config_.signer().max_fee_per_gas_wei() != 0
+                                 ? config_.signer().max_fee_per_gas_wei()
+                                 : kDefaultMaxFeePerGasWei;
+    const uint64_t max_tip = config_.signer().max_priority_fee_per_gas_wei() != 0
+                                 ? config_.signer().max_priority_fee_per_gas_wei()
+                                 : kDefaultMaxPriorityFeePerGasWei;
+    if (max_tip > max_fee) {
+      Fail("signer.max_priority_fee_per_gas_wei",
+           absl::StrCat("must not be above max_fee_per_gas_wei (", max_tip, " > ", max_fee, ")"));
+    }
+    if (config_.signer().receipt_timeout_ms() > 3600000) {
+      Fail("signer.receipt_timeout_ms", "must be at most 3600000");
+    }
   }
 
   void CheckGateway() {
@@ -302,7 +334,14 @@ void ApplyDefaults(Config& config) {
     if (kubo->connect_timeout_ms() == 0) kubo->set_connect_timeout_ms(2000);
     if (kubo->max_retries() == 0) kubo->set_max_retries(3);
   }
-  if (config.signer().rpc_timeout_ms() == 0) config.mutable_signer()->set_rpc_timeout_ms(5000);
+  auto* signer = config.mutable_signer();
+  if (signer->rpc_timeout_ms() == 0) signer->set_rpc_timeout_ms(5000);
+  if (signer->confirmations() == 0) signer->set_confirmations(1);
+  if (signer->max_fee_per_gas_wei() == 0) signer->set_max_fee_per_gas_wei(kDefaultMaxFeePerGasWei);
+  if (signer->max_priority_fee_per_gas_wei() == 0) {
+    signer->set_max_priority_fee_per_gas_wei(kDefaultMaxPriorityFeePerGasWei);
+  }
+  if (signer->receipt_timeout_ms() == 0) signer->set_receipt_timeout_ms(120000);
 }
 
 }  // namespace

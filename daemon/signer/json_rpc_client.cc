@@ -9,11 +9,25 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "daemon/common/status_macros.h"
+#include "daemon/signer/eth_tx.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace medvault::signer {
+
+// One parsed JSON-RPC reply: either a result or the node's error.
+struct JsonRpcChainClient::Reply {
+  bool is_error = false;
+  google::protobuf::Value result;
+  // The error member as JSON text, and its "data" when that is a string.
+  std::string error_json;
+  std::string error_data;
+};
+
 namespace {
+
+using google::protobuf::Value;
 
 constexpr size_t kMaxResponseBytes = 16 << 20;
 
@@ -26,6 +40,55 @@ size_t Collect(char* data, size_t size, size_t nmemb, void* out) {
 
 std::atomic<uint64_t> g_next_id{1};
 
+std::string ToJson(const Value& value) {
+  std::string text;
+  (void)google::protobuf::util::MessageToJsonString(value, &text);
+  return text;
+}
+
+// A string member of a JSON result, or INTERNAL naming the method.
+absl::StatusOr<std::string> StringOf(absl::string_view method, const Value& value) {
+  if (value.kind_case() != Value::kStringValue) {
+    return absl::InternalError(absl::StrCat(method, ": result is not a string: ", ToJson(value)));
+  }
+  return value.string_value();
+}
+
+absl::StatusOr<uint64_t> QuantityOf(absl::string_view method, const Value& value) {
+  ASSIGN_OR_RETURN(std::string text, StringOf(method, value));
+  auto quantity = ParseQuantity(text);
+  if (!quantity.ok()) {
+    return absl::InternalError(absl::StrCat(method, ": ", quantity.status().message()));
+  }
+  return quantity;
+}
+
+absl::StatusOr<std::string> DataOf(absl::string_view method, const Value& value) {
+  ASSIGN_OR_RETURN(std::string text, StringOf(method, value));
+  auto bytes = FromHex(text, method);
+  if (!bytes.ok()) return absl::InternalError(bytes.status().message());
+  return bytes;
+}
+
+// The member `name` of a JSON object, or INTERNAL.
+absl::StatusOr<const Value*> MemberOf(absl::string_view method, const Value& object,
+                                      const std::string& name) {
+  if (object.kind_case() != Value::kStructValue) {
+    return absl::InternalError(absl::StrCat(method, ": result is not an object"));
+  }
+  const auto& fields = object.struct_value().fields();
+  auto it = fields.find(name);
+  if (it == fields.end()) {
+    return absl::InternalError(absl::StrCat(method, ": result has no \"", name, "\""));
+  }
+  return &it->second;
+}
+
+std::string CallObject(const CallRequest& call) {
+  return absl::StrCat(R"({"from":")", ToHex(call.from), R"(","to":")", ToHex(call.to),
+                      R"(","data":")", ToHex(call.data), R"("})");
+}
+
 }  // namespace
 
 absl::StatusOr<uint64_t> ParseQuantity(absl::string_view hex) {
@@ -37,8 +100,8 @@ absl::StatusOr<uint64_t> ParseQuantity(absl::string_view hex) {
   return value;
 }
 
-absl::StatusOr<std::string> JsonRpcChainClient::Call(absl::string_view method,
-                                                     absl::string_view params_json) {
+absl::StatusOr<JsonRpcChainClient::Reply> JsonRpcChainClient::Invoke(
+    absl::string_view method, absl::string_view params_json) {
   std::string request = absl::StrCat(R"({"jsonrpc":"2.0","id":)", g_next_id++, R"(,"method":")",
                                      method, R"(","params":)", params_json, "}");
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
@@ -74,34 +137,137 @@ absl::StatusOr<std::string> JsonRpcChainClient::Call(absl::string_view method,
         absl::StrCat(method, ": malformed JSON-RPC reply: ", s.message().ToString()));
   }
   const auto& fields = reply.fields();
+  Reply out;
   if (auto err = fields.find("error"); err != fields.end()) {
-    std::string text;
-    (void)google::protobuf::util::MessageToJsonString(err->second, &text);
-    return absl::FailedPreconditionError(absl::StrCat(method, ": node returned error ", text));
+    out.is_error = true;
+    out.error_json = ToJson(err->second);
+    if (err->second.kind_case() == Value::kStructValue) {
+      const auto& members = err->second.struct_value().fields();
+      if (auto data = members.find("data");
+          data != members.end() && data->second.kind_case() == Value::kStringValue) {
+        out.error_data = data->second.string_value();
+      }
+    }
+    return out;
   }
   auto result = fields.find("result");
   if (result == fields.end())
     return absl::InternalError(absl::StrCat(method, ": reply has no result"));
-  std::string text;
-  (void)google::protobuf::util::MessageToJsonString(result->second, &text);
-  return text;
+  out.result = result->second;
+  return out;
 }
 
-absl::StatusOr<uint64_t> JsonRpcChainClient::CallQuantity(absl::string_view method) {
-  auto result = Call(method, "[]");
-  if (!result.ok()) return result.status();
-  absl::string_view text = *result;
-  if (!absl::ConsumePrefix(&text, "\"") || !absl::ConsumeSuffix(&text, "\"")) {
-    return absl::InternalError(absl::StrCat(method, ": result is not a string: ", *result));
+absl::StatusOr<std::string> JsonRpcChainClient::Call(absl::string_view method,
+                                                     absl::string_view params_json) {
+  ASSIGN_OR_RETURN(Reply reply, Invoke(method, params_json));
+  if (reply.is_error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(method, ": node returned error ", reply.error_json));
   }
-  auto value = ParseQuantity(text);
-  if (!value.ok()) return absl::InternalError(absl::StrCat(method, ": ", value.status().message()));
-  return value;
+  return ToJson(reply.result);
+}
+
+absl::StatusOr<uint64_t> JsonRpcChainClient::CallQuantity(absl::string_view method,
+                                                          absl::string_view params_json) {
+  ASSIGN_OR_RETURN(Reply reply, Invoke(method, params_json));
+  if (reply.is_error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(method, ": node returned error ", reply.error_json));
+  }
+  return QuantityOf(method, reply.result);
 }
 
 absl::StatusOr<uint64_t> JsonRpcChainClient::ChainId() { return CallQuantity("eth_chainId"); }
 absl::StatusOr<uint64_t> JsonRpcChainClient::BlockNumber() {
   return CallQuantity("eth_blockNumber");
+}
+
+absl::StatusOr<uint64_t> JsonRpcChainClient::PendingNonce(absl::string_view address) {
+  return CallQuantity("eth_getTransactionCount",
+                      absl::StrCat(R"([")", ToHex(address), R"(","pending"])"));
+}
+
+absl::StatusOr<uint64_t> JsonRpcChainClient::MaxPriorityFeePerGas() {
+  return CallQuantity("eth_maxPriorityFeePerGas");
+}
+
+absl::StatusOr<uint64_t> JsonRpcChainClient::NextBaseFee() {
+  constexpr absl::string_view kMethod = "eth_feeHistory";
+  ASSIGN_OR_RETURN(Reply reply, Invoke(kMethod, R"(["0x1","latest",[]])"));
+  if (reply.is_error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(kMethod, ": node returned error ", reply.error_json));
+  }
+  ASSIGN_OR_RETURN(const Value* fees, MemberOf(kMethod, reply.result, "baseFeePerGas"));
+  if (fees->kind_case() != Value::kListValue || fees->list_value().values_size() == 0) {
+    return absl::InternalError(
+        absl::StrCat(kMethod, ": baseFeePerGas is not a non-empty list: ", ToJson(*fees)));
+  }
+  const auto& values = fees->list_value().values();
+  return QuantityOf(kMethod, values[values.size() - 1]);
+}
+
+absl::StatusOr<uint64_t> JsonRpcChainClient::EstimateGas(const CallRequest& call) {
+  return CallQuantity("eth_estimateGas", absl::StrCat("[", CallObject(call), "]"));
+}
+
+absl::StatusOr<CallOutcome> JsonRpcChainClient::EthCall(const CallRequest& call,
+                                                        absl::string_view block) {
+  constexpr absl::string_view kMethod = "eth_call";
+  ASSIGN_OR_RETURN(Reply reply,
+                   Invoke(kMethod, absl::StrCat("[", CallObject(call), R"(,")", block, R"("])")));
+  CallOutcome outcome;
+  if (reply.is_error) {
+    // A revert comes back as an error whose "data" is the revert data (code
+    // 3 in geth and anvil, -32000 in Besu); any other error is the node's.
+    if (!absl::StartsWith(reply.error_data, "0x")) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(kMethod, ": node returned error ", reply.error_json));
+    }
+    auto data = FromHex(reply.error_data, "eth_call error data");
+    if (!data.ok()) return absl::InternalError(data.status().message());
+    outcome.reverted = true;
+    outcome.data = *std::move(data);
+    return outcome;
+  }
+  ASSIGN_OR_RETURN(outcome.data, DataOf(kMethod, reply.result));
+  return outcome;
+}
+
+absl::StatusOr<std::string> JsonRpcChainClient::SendRawTransaction(absl::string_view raw) {
+  constexpr absl::string_view kMethod = "eth_sendRawTransaction";
+  ASSIGN_OR_RETURN(Reply reply, Invoke(kMethod, absl::StrCat(R"([")", ToHex(raw), R"("])")));
+  if (reply.is_error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(kMethod, ": node returned error ", reply.error_json));
+  }
+  ASSIGN_OR_RETURN(std::string hash, DataOf(kMethod, reply.result));
+  if (hash.size() != 32) {
+    return absl::InternalError(absl::StrCat(kMethod, ": the hash is not 32 bytes"));
+  }
+  return hash;
+}
+
+absl::StatusOr<std::optional<TransactionReceipt>> JsonRpcChainClient::GetTransactionReceipt(
+    absl::string_view hash) {
+  constexpr absl::string_view kMethod = "eth_getTransactionReceipt";
+  ASSIGN_OR_RETURN(Reply reply, Invoke(kMethod, absl::StrCat(R"([")", ToHex(hash), R"("])")));
+  if (reply.is_error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(kMethod, ": node returned error ", reply.error_json));
+  }
+  if (reply.result.kind_case() == Value::kNullValue) return std::nullopt;
+  TransactionReceipt receipt;
+  ASSIGN_OR_RETURN(const Value* tx_hash, MemberOf(kMethod, reply.result, "transactionHash"));
+  ASSIGN_OR_RETURN(receipt.transaction_hash, DataOf(kMethod, *tx_hash));
+  ASSIGN_OR_RETURN(const Value* block, MemberOf(kMethod, reply.result, "blockNumber"));
+  ASSIGN_OR_RETURN(receipt.block_number, QuantityOf(kMethod, *block));
+  ASSIGN_OR_RETURN(const Value* status, MemberOf(kMethod, reply.result, "status"));
+  ASSIGN_OR_RETURN(uint64_t status_value, QuantityOf(kMethod, *status));
+  receipt.success = status_value == 1;
+  ASSIGN_OR_RETURN(const Value* gas, MemberOf(kMethod, reply.result, "gasUsed"));
+  ASSIGN_OR_RETURN(receipt.gas_used, QuantityOf(kMethod, *gas));
+  return receipt;
 }
 
 }  // namespace medvault::signer

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -13,6 +14,31 @@
 
 namespace medvault::signer {
 
+// A message call (eth_call, eth_estimateGas). Addresses are 20 bytes.
+struct CallRequest {
+  std::string from;
+  std::string to;
+  std::string data;
+};
+
+// What eth_call returned: the return data, or the revert data when the EVM
+// reverted (the node answers with a JSON-RPC error carrying "data").
+struct CallOutcome {
+  bool reverted = false;
+  std::string data;
+};
+
+// The parts of eth_getTransactionReceipt the signer uses.
+struct TransactionReceipt {
+  std::string transaction_hash;  // 32 bytes
+  uint64_t block_number = 0;
+  bool success = false;  // status 0x1
+  uint64_t gas_used = 0;
+};
+
+// Every method: UNAVAILABLE when the node cannot be reached or times out;
+// INTERNAL for a malformed answer; the node's JSON-RPC error as
+// FAILED_PRECONDITION with its code and message.
 class ChainClient {
  public:
   virtual ~ChainClient() = default;
@@ -20,6 +46,25 @@ class ChainClient {
   virtual absl::StatusOr<uint64_t> ChainId() = 0;
   // eth_blockNumber
   virtual absl::StatusOr<uint64_t> BlockNumber() = 0;
+  // eth_getTransactionCount(address, "pending"): the next nonce of `address`
+  // (20 bytes), counting transactions still in the node's pool.
+  virtual absl::StatusOr<uint64_t> PendingNonce(absl::string_view address) = 0;
+  // eth_maxPriorityFeePerGas: the node's suggested tip, in wei.
+  virtual absl::StatusOr<uint64_t> MaxPriorityFeePerGas() = 0;
+  // eth_feeHistory(1, "latest", []): the last baseFeePerGas entry, which is
+  // the base fee of the block after the latest one, in wei.
+  virtual absl::StatusOr<uint64_t> NextBaseFee() = 0;
+  // eth_estimateGas. A revert is FAILED_PRECONDITION.
+  virtual absl::StatusOr<uint64_t> EstimateGas(const CallRequest& call) = 0;
+  // eth_call at `block` ("latest", or a block number as a quantity). A
+  // revert is an outcome, not an error.
+  virtual absl::StatusOr<CallOutcome> EthCall(const CallRequest& call, absl::string_view block) = 0;
+  // eth_sendRawTransaction of `raw` (bytes); returns the 32-byte transaction hash.
+  virtual absl::StatusOr<std::string> SendRawTransaction(absl::string_view raw) = 0;
+  // eth_getTransactionReceipt of a 32-byte hash; nullopt while the node has
+  // no receipt (pending or unknown).
+  virtual absl::StatusOr<std::optional<TransactionReceipt>> GetTransactionReceipt(
+      absl::string_view hash) = 0;
 };
 
 // Parses an Ethereum QUANTITY ("0x7a69"); INVALID_ARGUMENT otherwise.
@@ -36,13 +81,25 @@ class JsonRpcChainClient : public ChainClient {
 
   absl::StatusOr<uint64_t> ChainId() override;
   absl::StatusOr<uint64_t> BlockNumber() override;
+  absl::StatusOr<uint64_t> PendingNonce(absl::string_view address) override;
+  absl::StatusOr<uint64_t> MaxPriorityFeePerGas() override;
+  absl::StatusOr<uint64_t> NextBaseFee() override;
+  absl::StatusOr<uint64_t> EstimateGas(const CallRequest& call) override;
+  absl::StatusOr<CallOutcome> EthCall(const CallRequest& call, absl::string_view block) override;
+  absl::StatusOr<std::string> SendRawTransaction(absl::string_view raw) override;
+  absl::StatusOr<std::optional<TransactionReceipt>> GetTransactionReceipt(
+      absl::string_view hash) override;
 
   // One JSON-RPC call; `params_json` is a JSON array. Returns the "result"
   // member as JSON text.
   absl::StatusOr<std::string> Call(absl::string_view method, absl::string_view params_json);
 
  private:
-  absl::StatusOr<uint64_t> CallQuantity(absl::string_view method);
+  // The reply's "result" or "error" member; see the .cc.
+  struct Reply;
+  absl::StatusOr<Reply> Invoke(absl::string_view method, absl::string_view params_json);
+  absl::StatusOr<uint64_t> CallQuantity(absl::string_view method,
+                                        absl::string_view params_json = "[]");
 
   const std::string url_;
   const absl::Duration timeout_;

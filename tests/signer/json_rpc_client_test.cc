@@ -1,6 +1,6 @@
 // The JSON-RPC client against a minimal HTTP peer on loopback: results,
-// node errors, malformed replies and an unreachable node each map to the
-// documented status.
+// node errors, reverts, receipts, malformed replies and an unreachable node
+// each map to the documented status.
 #include "daemon/signer/json_rpc_client.h"
 
 #include <arpa/inet.h>
@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/signer/eth_tx.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -116,6 +117,107 @@ TEST(JsonRpcChainClientTest, UnreachableNodeIsUnavailable) {
   }
   JsonRpcChainClient client(absl::StrCat("http://127.0.0.1:", port), absl::Seconds(2));
   EXPECT_EQ(client.ChainId().status().code(), absl::StatusCode::kUnavailable);
+}
+
+// eth_feeHistory: the next block's base fee is the last baseFeePerGas entry.
+TEST(JsonRpcChainClientTest, NextBaseFeeIsTheLastEntry) {
+  OneShotHttpPeer peer(
+      R"({"jsonrpc":"2.0","id":1,"result":{"baseFeePerGas":["0x2df55018","0x283da6a1"],)"
+      R"("gasUsedRatio":[0.0023806],"oldestBlock":"0x3","reward":[]}})");
+  auto fee = JsonRpcChainClient(peer.url(), absl::Seconds(5)).NextBaseFee();
+  ASSERT_TRUE(fee.ok()) << fee.status();
+  EXPECT_EQ(*fee, 0x283da6a1u);
+}
+
+// An empty or missing baseFeePerGas is INTERNAL, not a crash.
+TEST(JsonRpcChainClientTest, MalformedFeeHistoryIsInternal) {
+  for (const char* body :
+       {R"({"jsonrpc":"2.0","id":1,"result":{"baseFeePerGas":[]}})",
+        R"({"jsonrpc":"2.0","id":1,"result":{}})", R"({"jsonrpc":"2.0","id":1,"result":"0x1"})"}) {
+    OneShotHttpPeer peer(body);
+    EXPECT_EQ(JsonRpcChainClient(peer.url(), absl::Seconds(5)).NextBaseFee().status().code(),
+              absl::StatusCode::kInternal)
+        << body;
+  }
+}
+
+// A revert (an error with data, as anvil answers) is an outcome with the
+// revert data; an error without data is the node's error.
+TEST(JsonRpcChainClientTest, EthCallRevertCarriesData) {
+  CallRequest call{std::string(20, '\x01'), std::string(20, '\x02'), "\x70\xc1"};
+  {
+    OneShotHttpPeer peer(
+        R"({"jsonrpc":"2.0","id":1,"error":{"code":3,"message":"execution reverted: \u0011",)"
+        R"("data":"0x1d9b917e00ff"}})");
+    auto outcome = JsonRpcChainClient(peer.url(), absl::Seconds(5)).EthCall(call, "latest");
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    EXPECT_TRUE(outcome->reverted);
+    EXPECT_EQ(outcome->data, std::string("\x1d\x9b\x91\x7e\x00\xff", 6));
+  }
+  {
+    OneShotHttpPeer peer(R"({"jsonrpc":"2.0","id":1,"result":"0x0102"})");
+    auto outcome = JsonRpcChainClient(peer.url(), absl::Seconds(5)).EthCall(call, "0xb");
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    EXPECT_FALSE(outcome->reverted);
+    EXPECT_EQ(outcome->data, "\x01\x02");
+  }
+  {
+    OneShotHttpPeer peer(
+        R"({"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"header not found"}})");
+    auto outcome = JsonRpcChainClient(peer.url(), absl::Seconds(5)).EthCall(call, "latest");
+    EXPECT_EQ(outcome.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(outcome.status().message(), HasSubstr("header not found"));
+  }
+}
+
+// A receipt is read; null (not mined yet) is nullopt; a receipt without a
+// status is INTERNAL.
+TEST(JsonRpcChainClientTest, ReadsReceipts) {
+  const std::string hash(32, '\xab');
+  {
+    OneShotHttpPeer peer(
+        absl::StrCat(R"({"jsonrpc":"2.0","id":1,"result":{"transactionHash":")", ToHex(hash),
+                     R"(","blockNumber":"0x1f","status":"0x0","gasUsed":"0x5208","logs":[]}})"));
+    auto receipt = JsonRpcChainClient(peer.url(), absl::Seconds(5)).GetTransactionReceipt(hash);
+    ASSERT_TRUE(receipt.ok()) << receipt.status();
+    ASSERT_TRUE(receipt->has_value());
+    EXPECT_EQ((*receipt)->transaction_hash, hash);
+    EXPECT_EQ((*receipt)->block_number, 31u);
+    EXPECT_FALSE((*receipt)->success);
+    EXPECT_EQ((*receipt)->gas_used, 21000u);
+  }
+  {
+    OneShotHttpPeer peer(R"({"jsonrpc":"2.0","id":1,"result":null})");
+    auto receipt = JsonRpcChainClient(peer.url(), absl::Seconds(5)).GetTransactionReceipt(hash);
+    ASSERT_TRUE(receipt.ok()) << receipt.status();
+    EXPECT_FALSE(receipt->has_value());
+  }
+  {
+    OneShotHttpPeer peer(absl::StrCat(R"({"jsonrpc":"2.0","id":1,"result":{"transactionHash":")",
+                                      ToHex(hash), R"(","blockNumber":"0x1f"}})"));
+    auto receipt = JsonRpcChainClient(peer.url(), absl::Seconds(5)).GetTransactionReceipt(hash);
+    EXPECT_EQ(receipt.status().code(), absl::StatusCode::kInternal);
+    EXPECT_THAT(receipt.status().message(), HasSubstr("status"));
+  }
+}
+
+// eth_sendRawTransaction returns the 32-byte hash; anything else is INTERNAL.
+TEST(JsonRpcChainClientTest, SendRawTransactionReturnsTheHash) {
+  const std::string hash(32, '\xcd');
+  {
+    OneShotHttpPeer peer(absl::StrCat(R"({"jsonrpc":"2.0","id":1,"result":")", ToHex(hash), "\"}"));
+    auto sent = JsonRpcChainClient(peer.url(), absl::Seconds(5)).SendRawTransaction("\x02\xc0");
+    ASSERT_TRUE(sent.ok()) << sent.status();
+    EXPECT_EQ(*sent, hash);
+  }
+  {
+    OneShotHttpPeer peer(R"({"jsonrpc":"2.0","id":1,"result":"0x1234"})");
+    EXPECT_EQ(JsonRpcChainClient(peer.url(), absl::Seconds(5))
+                  .SendRawTransaction("\x02\xc0")
+                  .status()
+                  .code(),
+              absl::StatusCode::kInternal);
+  }
 }
 
 }  // namespace

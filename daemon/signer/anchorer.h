@@ -1,0 +1,113 @@
+// Anchorer: puts a log's tree head on chain with AuditAnchor.anchor() and
+// reads it back with latest().
+//
+// One anchor at a time (a mutex), so nonces are handed out in order:
+//   1. simulate the call (eth_call): AlreadyAnchored means the same tree
+//      head is already the latest (a retry of an anchor that landed) and is
+//      a success without a transaction; TreeSizeNotIncreasing and
+//      NotOperator are refused with FAILED_PRECONDITION;
+//   2. gas from eth_estimateGas plus a quarter, fees from fee_policy.h;
+//   3. the nonce: eth_getTransactionCount(sender, "pending") the first time
+//      and after any failed submission, counted up locally otherwise;
+//   4. sign keccak256 of the EIP-1559 payload with the ChainKey (the
+//      keyvault), eth_sendRawTransaction;
+//   5. poll for the receipt until `confirmations` blocks include it (1 =
+//      the block that has it). A transaction that reverted is replayed with
+//      eth_call at its block to read the reason; AlreadyAnchored is again a
+//      success.
+//
+// Not built yet (issue 5): the durable outbox (a request is acknowledged
+// only once its transaction is confirmed, and is lost if the process dies
+// before that; a retry by the caller is harmless, as above), replacing a
+// stuck transaction with a fee bump, and re-checking after a reorg deeper
+// than the confirmation depth.
+//
+// Thread-safe. `chain` and `key` must outlive the Anchorer.
+#ifndef MEDVAULT_DAEMON_SIGNER_ANCHORER_H_
+#define MEDVAULT_DAEMON_SIGNER_ANCHORER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/signer/audit_anchor_abi.h"
+#include "daemon/signer/chain_key.h"
+#include "daemon/signer/fee_policy.h"
+#include "daemon/signer/json_rpc_client.h"
+
+namespace medvault::signer {
+
+struct AnchorerOptions {
+  std::string contract;            // AuditAnchor's address, 20 bytes
+  uint64_t expected_chain_id = 0;  // 0: whatever the node reports
+  uint32_t confirmations = 1;      // blocks that must include the transaction, at least 1
+  FeeCaps fee_caps;
+  absl::Duration receipt_timeout = absl::Minutes(2);
+  absl::Duration poll_interval = absl::Milliseconds(200);
+};
+
+struct AnchorResult {
+  // The transaction that anchored this tree head; empty when it was already
+  // the latest one and nothing was sent.
+  std::string transaction_hash;
+  // Block that holds the anchor (from latest() when already anchored).
+  uint64_t block_number = 0;
+  bool already_anchored = false;
+};
+
+class Anchorer {
+ public:
+  // INVALID_ARGUMENT for a contract that is not 20 bytes or no confirmations.
+  static absl::StatusOr<std::unique_ptr<Anchorer>> Create(ChainClient* chain, ChainKey* key,
+                                                          AnchorerOptions options);
+
+  // Anchors (log_id, tree_size, root_hash). INVALID_ARGUMENT (naming the
+  // field) for a log id or root that is not 32 non-zero bytes or a zero tree
+  // size; FAILED_PRECONDITION when the contract refuses (a tree size not
+  // above the latest, the signer's key not an operator, another revert:
+  // the message has the reason) or the node's chain id is not the
+  // configured one; UNAVAILABLE when the node or the keyvault cannot be
+  // reached or the base fee is above the cap; DEADLINE_EXCEEDED when the
+  // transaction was sent but not confirmed in time (the message has its
+  // hash; it may still land, and anchoring again is harmless).
+  absl::StatusOr<AnchorResult> Anchor(absl::string_view log_id, uint64_t tree_size,
+                                      absl::string_view root_hash);
+
+  // latest(log_id) at the latest block; all zero for a log never anchored.
+  absl::StatusOr<Checkpoint> GetAnchor(absl::string_view log_id);
+
+ private:
+  Anchorer(ChainClient* chain, ChainKey* key, AnchorerOptions options)
+      : chain_(chain), key_(key), options_(std::move(options)) {}
+
+  // Step 1: nullopt when the call would succeed.
+  absl::StatusOr<std::optional<AnchorResult>> Simulate(const CallRequest& call,
+                                                       absl::string_view log_id,
+                                                       absl::string_view block);
+  // A revert of anchor(): a success for AlreadyAnchored, else the error.
+  absl::StatusOr<AnchorResult> FromRevert(absl::string_view revert_data, absl::string_view log_id);
+  // Steps 2 to 4; returns the transaction hash.
+  absl::StatusOr<std::string> Submit(const CallRequest& call, uint64_t chain_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Step 5.
+  absl::StatusOr<AnchorResult> WaitForReceipt(const CallRequest& call, absl::string_view hash,
+                                              absl::string_view log_id);
+
+  // Constant after construction.
+  ChainClient* const chain_;
+  ChainKey* const key_;
+  const AnchorerOptions options_;
+
+  absl::Mutex mu_;  // held for a whole Anchor()
+  std::optional<uint64_t> next_nonce_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace medvault::signer
+
+#endif  // MEDVAULT_DAEMON_SIGNER_ANCHORER_H_

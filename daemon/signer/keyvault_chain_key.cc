@@ -1,0 +1,56 @@
+#include "daemon/signer/keyvault_chain_key.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/common/status_macros.h"
+
+namespace medvault::signer {
+namespace {
+
+absl::Status FromGrpc(absl::string_view method, const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat("keyvault ", method, ": ", status.error_message()));
+}
+
+}  // namespace
+
+KeyvaultChainKey::KeyvaultChainKey(const std::string& socket_path, absl::Duration timeout)
+    : stub_(internal::v1::KeyVault::NewStub(
+          grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials()))),
+      timeout_(timeout) {}
+
+absl::StatusOr<std::string> KeyvaultChainKey::Address() {
+  absl::MutexLock lock(&mu_);
+  if (!address_.empty()) return address_;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  internal::v1::GetChainPublicKeyResponse response;
+  grpc::Status status =
+      stub_->GetChainPublicKey(&context, internal::v1::GetChainPublicKeyRequest(), &response);
+  if (!status.ok()) return FromGrpc("GetChainPublicKey", status);
+  auto address = ParseAddress(response.address(), "keyvault GetChainPublicKey address");
+  if (!address.ok()) return absl::InternalError(address.status().message());
+  address_ = *std::move(address);
+  return address_;
+}
+
+absl::StatusOr<EthSignature> KeyvaultChainKey::SignDigest(absl::string_view digest) {
+  if (digest.size() != 32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("digest: must be 32 bytes, got ", digest.size()));
+  }
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  internal::v1::SignDigestRequest request;
+  request.set_digest(std::string(digest));
+  internal::v1::SignDigestResponse response;
+  grpc::Status status = stub_->SignDigest(&context, request, &response);
+  if (!status.ok()) return FromGrpc("SignDigest", status);
+  if (response.r().size() != 32 || response.s().size() != 32 || response.recovery_id() > 1) {
+    return absl::InternalError("keyvault SignDigest: malformed signature (r, s or recovery id)");
+  }
+  return EthSignature{response.r(), response.s(), response.recovery_id()};
+}
+
+}  // namespace medvault::signer

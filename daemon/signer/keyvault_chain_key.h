@@ -1,0 +1,41 @@
+// KeyvaultChainKey: the chain operator key held by medvault-keyvault,
+// reached over its Unix socket (GetChainPublicKey, SignDigest). The
+// keyvault checks the caller against its allowlist and verifies each
+// signature before it answers; this side re-checks the shapes it is sent.
+//
+// Thread-safe. The address is fetched once and kept.
+#ifndef MEDVAULT_DAEMON_SIGNER_KEYVAULT_CHAIN_KEY_H_
+#define MEDVAULT_DAEMON_SIGNER_KEYVAULT_CHAIN_KEY_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/signer/chain_key.h"
+#include "medvault/internal/v1/keyvault.grpc.pb.h"
+
+namespace medvault::signer {
+
+class KeyvaultChainKey : public ChainKey {
+ public:
+  // `socket_path`: the keyvault's socket. Connects lazily. `timeout` bounds
+  // each call; an unreachable keyvault is UNAVAILABLE.
+  KeyvaultChainKey(const std::string& socket_path, absl::Duration timeout);
+
+  absl::StatusOr<std::string> Address() override;
+  absl::StatusOr<EthSignature> SignDigest(absl::string_view digest) override;
+
+ private:
+  // Constant after construction.
+  const std::unique_ptr<internal::v1::KeyVault::Stub> stub_;
+  const absl::Duration timeout_;
+
+  absl::Mutex mu_;
+  std::string address_ ABSL_GUARDED_BY(mu_);  // empty until fetched
+};
+
+}  // namespace medvault::signer
+
+#endif  // MEDVAULT_DAEMON_SIGNER_KEYVAULT_CHAIN_KEY_H_
