@@ -55,6 +55,10 @@
 
 namespace medvault::storage {
 
+namespace kubo {
+class Rpc;  // kubo_rpc.h
+}  // namespace kubo
+
 struct KuboStoreOptions {
   // Base URL of the RPC API, without the /api/v0 path:
   // "http://127.0.0.1:5001". http or https only.
@@ -99,12 +103,8 @@ class KuboStore final : public ObjectStore {
   absl::StatusOr<std::vector<ObjectInfo>> List() override;
   absl::StatusOr<GcReport> CollectGarbage() override;
 
-  // The client of the RPC API that the store, its writers and readers
-  // share (defined in kubo_store.cc).
-  class Rpc;
-
  private:
-  explicit KuboStore(std::shared_ptr<const Rpc> rpc) : rpc_(std::move(rpc)) {}
+  explicit KuboStore(std::shared_ptr<const kubo::Rpc> rpc) : rpc_(std::move(rpc)) {}
 
   absl::StatusOr<bool> IsPinned(const Cid& cid);
   // The content size from the root block, verified (DagReader::Size).
@@ -112,7 +112,7 @@ class KuboStore final : public ObjectStore {
   absl::StatusOr<uint64_t> RepoSize();
 
   // Shared with the writers and readers, which may outlive the store.
-  const std::shared_ptr<const Rpc> rpc_;
+  const std::shared_ptr<const kubo::Rpc> rpc_;
 };
 
 }  // namespace medvault::storage
