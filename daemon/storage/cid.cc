@@ -108,9 +108,8 @@ absl::StatusOr<Cid> Cid::Parse(absl::string_view text) {
     return absl::InvalidArgumentError("cid: CIDv0 (\"Qm...\") is not accepted; use CIDv1 base32");
   }
   if (text[0] != 'b') {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cid: multibase prefix '", text.substr(0, 1),
-                     "' is not supported; only base32 ('b') is"));
+    return absl::InvalidArgumentError(absl::StrCat("cid: multibase prefix '", text.substr(0, 1),
+                                                   "' is not supported; only base32 ('b') is"));
   }
   auto binary = Base32Decode(text.substr(1));
   if (!binary.ok()) return binary.status();
@@ -128,14 +127,15 @@ absl::StatusOr<Cid> Cid::FromBytes(absl::string_view in) {
   if (!codec.ok()) return codec.status();
   if (*codec != static_cast<uint64_t>(Codec::kRaw) &&
       *codec != static_cast<uint64_t>(Codec::kDagPb)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cid: codec 0x", absl::Hex(*codec), " is not supported; only raw (0x55) and dag-pb (0x70)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cid: codec 0x", absl::Hex(*codec),
+                     " is not supported; only raw (0x55) and dag-pb (0x70)"));
   }
   auto hash = ReadVarint(in, "hash function");
   if (!hash.ok()) return hash.status();
   if (*hash != kSha256) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cid: hash function 0x", absl::Hex(*hash), " is not supported; only sha2-256 (0x12)"));
+    return absl::InvalidArgumentError(absl::StrCat("cid: hash function 0x", absl::Hex(*hash),
+                                                   " is not supported; only sha2-256 (0x12)"));
   }
   auto length = ReadVarint(in, "digest length");
   if (!length.ok()) return length.status();

@@ -34,7 +34,8 @@ constexpr char kTempPrefix[] = ".tmp-";
 absl::Status RemoveFlatDir(int dir_fd, const std::string& path) {
   absl::Status status = ForEachEntry(dir_fd, path, [&](const std::string& name) {
     std::string file = absl::StrCat(path, "/", name);
-    if (unlinkat(dir_fd, file.c_str(), 0) != 0 && errno != ENOENT) return ErrnoStatus("unlink", file);
+    if (unlinkat(dir_fd, file.c_str(), 0) != 0 && errno != ENOENT)
+      return ErrnoStatus("unlink", file);
     return absl::OkStatus();
   });
   if (!status.ok() && !absl::IsNotFound(status)) return status;
@@ -45,7 +46,9 @@ absl::Status RemoveFlatDir(int dir_fd, const std::string& path) {
 }
 
 // The flatfs key of a block: its multihash in unpadded upper-case base32.
-std::string BlockKey(const Cid& cid) { return absl::AsciiStrToUpper(Base32Encode(cid.multihash())); }
+std::string BlockKey(const Cid& cid) {
+  return absl::AsciiStrToUpper(Base32Encode(cid.multihash()));
+}
 
 std::string ShardOf(const std::string& key) { return key.substr(key.size() - 3, 2); }
 
@@ -63,7 +66,9 @@ std::string FlatfsStore::BlockPath(const Cid& cid) {
 class FlatfsStore::Writer : public ObjectWriter, private BlockSink {
  public:
   Writer(FlatfsStore& store, std::string staging, Fd staging_fd)
-      : store_(store), staging_(std::move(staging)), staging_fd_(std::move(staging_fd)),
+      : store_(store),
+        staging_(std::move(staging)),
+        staging_fd_(std::move(staging_fd)),
         builder_(*this) {}
 
   ~Writer() override {
@@ -144,9 +149,9 @@ absl::StatusOr<std::unique_ptr<FlatfsStore>> FlatfsStore::Open(int dir_fd) {
   } else if (!sharding.ok()) {
     return sharding.status();
   } else if (*sharding != kSharding) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(kShardingFile, " names another sharding scheme: ",
-                     absl::StripTrailingAsciiWhitespace(*sharding)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        kShardingFile,
+        " names another sharding scheme: ", absl::StripTrailingAsciiWhitespace(*sharding)));
   }
   // Uploads interrupted by a crash or a restart.
   int removed = 0;
@@ -171,9 +176,9 @@ absl::StatusOr<std::string> FlatfsStore::GetBlock(const Cid& cid) {
 absl::StatusOr<std::unique_ptr<ObjectWriter>> FlatfsStore::NewWriter() {
   uint8_t random[8];
   if (RAND_bytes(random, sizeof(random)) != 1) return absl::InternalError("RAND_bytes failed");
-  std::string staging = absl::StrCat(
-      kStagingDir, "/", absl::BytesToHexString(absl::string_view(
-                            reinterpret_cast<const char*>(random), sizeof(random))));
+  std::string staging = absl::StrCat(kStagingDir, "/",
+                                     absl::BytesToHexString(absl::string_view(
+                                         reinterpret_cast<const char*>(random), sizeof(random))));
   if (mkdirat(dir_fd_, staging.c_str(), 0700) != 0) return ErrnoStatus("mkdir", staging);
   auto fd = OpenDirectory(dir_fd_, staging);
   if (!fd.ok()) {
@@ -189,7 +194,9 @@ absl::StatusOr<std::unique_ptr<ObjectReader>> FlatfsStore::Open(const Cid& cid) 
   return std::make_unique<Reader>(*this, cid);
 }
 
-absl::StatusOr<bool> FlatfsStore::Has(const Cid& cid) { return PathExists(dir_fd_, BlockPath(cid)); }
+absl::StatusOr<bool> FlatfsStore::Has(const Cid& cid) {
+  return PathExists(dir_fd_, BlockPath(cid));
+}
 
 absl::StatusOr<bool> FlatfsStore::IsPinned(const Cid& cid) {
   return PathExists(dir_fd_, PinsPath(cid));
@@ -219,7 +226,8 @@ absl::Status FlatfsStore::Pin(const Cid& cid) {
 
 absl::Status FlatfsStore::Unpin(const Cid& cid) {
   std::string path = PinsPath(cid);
-  if (unlinkat(dir_fd_, path.c_str(), 0) != 0 && errno != ENOENT) return ErrnoStatus("unlink", path);
+  if (unlinkat(dir_fd_, path.c_str(), 0) != 0 && errno != ENOENT)
+    return ErrnoStatus("unlink", path);
   return SyncDirectory(dir_fd_, kPinsDir);
 }
 
@@ -235,8 +243,8 @@ absl::StatusOr<absl::flat_hash_set<std::string>> FlatfsStore::LiveBlocks() {
     auto blocks = ListBlocks(*this, *cid);
     if (!blocks.ok()) {
       // Deleting anything now could finish off a damaged pinned object.
-      return absl::DataLossError(absl::StrCat("pinned object ", name,
-                                              " cannot be walked: ", blocks.status().message()));
+      return absl::DataLossError(
+          absl::StrCat("pinned object ", name, " cannot be walked: ", blocks.status().message()));
     }
     for (const Cid& block : *blocks) live.insert(block.multihash());
     return absl::OkStatus();

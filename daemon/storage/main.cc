@@ -61,8 +61,8 @@ class StorageProcess : public ServiceProcess {
     service_ = std::make_unique<StorageService>(*store_, dir_fd_.get(), config_.max_object_bytes());
     internal.set_max_request_bytes(StorageService::kMaxMessageBytes);
     internal.AddService(service_.get(), *InternalService(Role::kStorage));
-    log::Info("store_opened", {{"backend", store_->backend()},
-                               {"max_object_bytes", config_.max_object_bytes()}});
+    log::Info("store_opened",
+              {{"backend", store_->backend()}, {"max_object_bytes", config_.max_object_bytes()}});
     return absl::OkStatus();
   }
 

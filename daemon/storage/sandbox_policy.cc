@@ -6,7 +6,8 @@ namespace medvault::storage {
 
 SyscallPolicy StoragePolicy(bool remote) {
   SyscallPolicy policy = SyscallPolicy::GrpcService();
-  policy.Allow({"fstatfs"}, "reporting free space of the block directory")
+  policy
+      .Allow({"fstatfs"}, "reporting free space of the block directory")
       // The flatfs store: blocks written to a staging directory, synced,
       // renamed into their shard; pins are files; garbage collection lists
       // and unlinks. Every path is relative to the data directory's
@@ -16,7 +17,8 @@ SyscallPolicy StoragePolicy(bool remote) {
   if (remote) {
     // Only with storage.kubo set: the Kubo RPC API is HTTP over TCP, and
     // libcurl resolves the host name and runs its transfers on a thread.
-    policy.AllowSocketFamilies({AF_INET, AF_INET6}, "HTTP to the Kubo RPC API")
+    policy
+        .AllowSocketFamilies({AF_INET, AF_INET6}, "HTTP to the Kubo RPC API")
         // libcurl's global initialisation sizes its caches from the
         // machine's memory (read-only).
         .Allow({"sysinfo"}, "libcurl initialisation reads the memory size");

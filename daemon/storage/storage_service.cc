@@ -20,8 +20,8 @@ void Fill(const ObjectInfo& info, internal::v1::ObjectInfo* out) {
 
 // Every CID in a request is checked the same way; Parse's messages already
 // start with "cid: ".
-#define PARSE_CID_OR_RETURN(var, text)               \
-  auto var##_or = Cid::Parse(text);                  \
+#define PARSE_CID_OR_RETURN(var, text)                        \
+  auto var##_or = Cid::Parse(text);                           \
   if (!var##_or.ok()) return ToGrpcStatus(var##_or.status()); \
   const Cid& var = *var##_or
 

@@ -62,9 +62,8 @@ absl::StatusOr<FileNode> DecodeFileNode(absl::string_view block) {
     return absl::InvalidArgumentError("dag-pb node carries no UnixFS data");
   }
   if (data.type() != ipfs::UnixFsData::File && data.type() != ipfs::UnixFsData::Raw) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("UnixFS node is a ", ipfs::UnixFsData::DataType_Name(data.type()),
-                     ", not a file"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "UnixFS node is a ", ipfs::UnixFsData::DataType_Name(data.type()), ", not a file"));
   }
   if (data.blocksizes_size() != node.links_size()) {
     return absl::InvalidArgumentError(absl::StrCat("UnixFS node has ", node.links_size(),
@@ -78,15 +77,16 @@ absl::StatusOr<FileNode> DecodeFileNode(absl::string_view block) {
   for (int i = 0; i < node.links_size(); ++i) {
     auto cid = Cid::FromBytes(node.links(i).hash());
     if (!cid.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("UnixFS link ", i, ": ", cid.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("UnixFS link ", i, ": ", cid.status().message()));
     }
     out.links.push_back({*std::move(cid), data.blocksizes(i), node.links(i).tsize()});
     total += data.blocksizes(i);
   }
   out.file_size = data.has_filesize() ? data.filesize() : total;
   if (out.file_size != total) {
-    return absl::InvalidArgumentError(absl::StrCat("UnixFS node says ", out.file_size,
-                                                   " bytes but its parts add up to ", total));
+    return absl::InvalidArgumentError(
+        absl::StrCat("UnixFS node says ", out.file_size, " bytes but its parts add up to ", total));
   }
   return out;
 }
@@ -161,9 +161,7 @@ absl::StatusOr<Cid> DagBuilder::Finish() {
 
 // ---------------------------------------------------------------- reader
 
-absl::StatusOr<std::string> DagReader::Fetch(const Cid& cid) {
-  return FetchVerified(source_, cid);
-}
+absl::StatusOr<std::string> DagReader::Fetch(const Cid& cid) { return FetchVerified(source_, cid); }
 
 absl::StatusOr<std::string> FetchVerified(BlockSource& source, const Cid& cid) {
   ASSIGN_OR_RETURN(std::string block, source.GetBlock(cid));
@@ -222,8 +220,7 @@ absl::StatusOr<bool> DagReader::Next(std::string* out) {
                                               link.content_size));
     }
     if (stack_.size() >= kMaxDepth) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("file is deeper than ", kMaxDepth, " levels"));
+      return absl::InvalidArgumentError(absl::StrCat("file is deeper than ", kMaxDepth, " levels"));
     }
     stack_.push_back({std::move(node.links), 0});
     if (!node.inline_data.empty()) {
@@ -243,8 +240,7 @@ absl::StatusOr<std::vector<Cid>> ListBlocks(BlockSource& source, const Cid& root
     auto [cid, depth] = std::move(pending.back());
     pending.pop_back();
     if (depth > kMaxDepth) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("file is deeper than ", kMaxDepth, " levels"));
+      return absl::InvalidArgumentError(absl::StrCat("file is deeper than ", kMaxDepth, " levels"));
     }
     ASSIGN_OR_RETURN(std::string block, FetchVerified(source, cid));
     ASSIGN_OR_RETURN(FileNode node, DecodeFileNode(block));

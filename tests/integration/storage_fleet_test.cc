@@ -122,8 +122,8 @@ TEST_F(storage_fleet, StoresReadsAndVerifiesObjects) {
 
   // One byte of the second chunk altered on disk: the read stops before
   // it with DATA_LOSS, and the storage log names the block.
-  storage::Cid second =
-      storage::Cid::Of(storage::Codec::kRaw, content.substr(storage::kChunkSize, storage::kChunkSize));
+  storage::Cid second = storage::Cid::Of(storage::Codec::kRaw,
+                                         content.substr(storage::kChunkSize, storage::kChunkSize));
   {
     std::fstream f(dir() + "/data/storage/" + storage::FlatfsStore::BlockPath(second),
                    std::ios::in | std::ios::out | std::ios::binary);
@@ -147,7 +147,8 @@ TEST_F(storage_fleet, RefusesBadCidsAndCallersOffTheAllowlist) {
   }
   // Absent but well-formed.
   std::string read;
-  grpc::Status status = client.Get(storage::Cid::Of(storage::Codec::kRaw, "absent").ToString(), &read);
+  grpc::Status status =
+      client.Get(storage::Cid::Of(storage::Codec::kRaw, "absent").ToString(), &read);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
 
   // Unpinning and removing are the gateway's alone.

@@ -17,15 +17,15 @@ absl::Status StatusOf(const absl::StatusOr<T>& status_or) {
 
 }  // namespace medvault::integration
 
-#define MEDVAULT_ASSERT_OK(expr)                                                     \
-  do {                                                                               \
-    const absl::Status medvault_status_ = ::medvault::integration::StatusOf(expr);   \
-    ASSERT_TRUE(medvault_status_.ok()) << #expr << ": " << medvault_status_;         \
+#define MEDVAULT_ASSERT_OK(expr)                                                   \
+  do {                                                                             \
+    const absl::Status medvault_status_ = ::medvault::integration::StatusOf(expr); \
+    ASSERT_TRUE(medvault_status_.ok()) << #expr << ": " << medvault_status_;       \
   } while (0)
-#define MEDVAULT_EXPECT_OK(expr)                                                     \
-  do {                                                                               \
-    const absl::Status medvault_status_ = ::medvault::integration::StatusOf(expr);   \
-    EXPECT_TRUE(medvault_status_.ok()) << #expr << ": " << medvault_status_;         \
+#define MEDVAULT_EXPECT_OK(expr)                                                   \
+  do {                                                                             \
+    const absl::Status medvault_status_ = ::medvault::integration::StatusOf(expr); \
+    EXPECT_TRUE(medvault_status_.ok()) << #expr << ": " << medvault_status_;       \
   } while (0)
 
 #endif  // MEDVAULT_TESTS_INTEGRATION_TEST_STATUS_H_

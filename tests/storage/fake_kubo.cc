@@ -118,9 +118,9 @@ void FakeKubo::Handle(int fd) {
     requests_.push_back(line);
     if (auto it = replies_.find(command); it != replies_.end()) reply = it->second;
   }
-  std::string response = absl::StrCat("HTTP/1.1 ", reply.status, " X\r\nContent-Length: ",
-                                       reply.body.size(), "\r\nConnection: close\r\n\r\n",
-                                       reply.body);
+  std::string response =
+      absl::StrCat("HTTP/1.1 ", reply.status, " X\r\nContent-Length: ", reply.body.size(),
+                   "\r\nConnection: close\r\n\r\n", reply.body);
   for (size_t at = 0; at < response.size();) {
     ssize_t n = send(fd, response.data() + at, response.size() - at, MSG_NOSIGNAL);
     if (n <= 0) return;

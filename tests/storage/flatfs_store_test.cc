@@ -178,7 +178,8 @@ TEST_F(FlatfsStoreTest, PinRequiresEveryBlock) {
   std::string content = Content(2 * kChunkSize, 9);
   ObjectInfo info = Put(content);
   ASSERT_TRUE(store_->Unpin(info.cid).ok());
-  fs::remove(dir_ + "/" + FlatfsStore::BlockPath(Cid::Of(Codec::kRaw, content.substr(0, kChunkSize))));
+  fs::remove(dir_ + "/" +
+             FlatfsStore::BlockPath(Cid::Of(Codec::kRaw, content.substr(0, kChunkSize))));
   absl::Status status = store_->Pin(info.cid);
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(), ::testing::HasSubstr("incomplete"));

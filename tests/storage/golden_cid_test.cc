@@ -28,8 +28,8 @@ constexpr size_t kMiB = 1 << 20;
 struct Golden {
   const char* name;
   size_t size;
-  size_t blocks;     // leaves, nodes and root
-  const char* cid;   // as js-ipfs 0.66.1 (ipfs-core 0.18.1) gives it
+  size_t blocks;    // leaves, nodes and root
+  const char* cid;  // as js-ipfs 0.66.1 (ipfs-core 0.18.1) gives it
 };
 
 // The edges of the layout: the empty file, a single raw leaf, exactly one
@@ -38,8 +38,7 @@ struct Golden {
 constexpr Golden kGolden[] = {
     {"empty", 0, 1, "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"},
     {"one_byte", 1, 1, "bafkreignbkuykykhw3c3j7zlpx7olwravi4ckmez54nuuzfm5urtzgx6fe"},
-    {"one_chunk", kChunkSize, 1,
-     "bafkreibbbqopylqgwn2zaz6ctp6j2cwvtcppyuskjcg64ldcpeln2abu2m"},
+    {"one_chunk", kChunkSize, 1, "bafkreibbbqopylqgwn2zaz6ctp6j2cwvtcppyuskjcg64ldcpeln2abu2m"},
     {"one_chunk_and_a_byte", kChunkSize + 1, 3,
      "bafybeibi2zw6f22hifzhturbeh3i5shhprdemp2z2d4p7p7dicnd7lrfgq"},
     {"one_mib", kMiB, 5, "bafybeiec34pgb3py3faogmcpamkh3tdtglvfgrc4b6dp76fnrk6yino76u"},
@@ -96,8 +95,7 @@ size_t Collect(char* data, size_t size, size_t n, void* out) {
 // POST /api/v0/add with the query the task fixes; the Hash of the answer.
 absl::StatusOr<std::string> NodeCid(const IpfsDaemon& node, const std::string& content) {
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  std::unique_ptr<curl_mime, void (*)(curl_mime*)> mime(curl_mime_init(curl.get()),
-                                                        curl_mime_free);
+  std::unique_ptr<curl_mime, void (*)(curl_mime*)> mime(curl_mime_init(curl.get()), curl_mime_free);
   curl_mimepart* part = curl_mime_addpart(mime.get());
   curl_mime_name(part, "file");
   curl_mime_filename(part, "golden");

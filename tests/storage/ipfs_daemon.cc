@@ -32,9 +32,9 @@ absl::StatusOr<std::unique_ptr<IpfsDaemon>> IpfsDaemon::Start(absl::Duration tim
   }
   const std::string package = absl::StrCat(source, "/tests/ipfs");
   if (access((package + "/node_modules/ipfs/src/cli.js").c_str(), R_OK) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the js-ipfs test node is not installed (", package,
-        "/node_modules/ipfs is missing): run scripts/install-deps"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the js-ipfs test node is not installed (", package,
+                     "/node_modules/ipfs is missing): run scripts/install-deps"));
   }
   std::unique_ptr<IpfsDaemon> daemon(new IpfsDaemon());
   std::string pattern = "/tmp/medvault-ipfs.XXXXXX";
@@ -49,8 +49,8 @@ absl::StatusOr<std::unique_ptr<IpfsDaemon>> IpfsDaemon::Start(absl::Duration tim
     // Only a port taken in the meantime is worth another try.
     if (!absl::IsAborted(last)) break;
   }
-  return absl::Status(last.code(), absl::StrCat(last.message(), "\n--- node's output:\n",
-                                                daemon->ReadLog()));
+  return absl::Status(last.code(),
+                      absl::StrCat(last.message(), "\n--- node's output:\n", daemon->ReadLog()));
 }
 
 absl::Status IpfsDaemon::StartOnce(const std::string& launcher, absl::Time deadline) {
@@ -67,8 +67,13 @@ absl::Status IpfsDaemon::StartOnce(const std::string& launcher, absl::Time deadl
   if (log_fd < 0) return Errno(absl::StrCat("open ", log));
   SpawnOptions options;
   // A repository per attempt: its ports are fixed when it is created.
-  options.argv = {launcher, "--repo", absl::StrCat(dir_, "/repo-", api_port_), "--api-port",
-                  std::to_string(api_port_), "--gateway-port", std::to_string(gateway_port_)};
+  options.argv = {launcher,
+                  "--repo",
+                  absl::StrCat(dir_, "/repo-", api_port_),
+                  "--api-port",
+                  std::to_string(api_port_),
+                  "--gateway-port",
+                  std::to_string(gateway_port_)};
   options.output_fd = log_fd;
   options.own_process_group = true;
   absl::StatusOr<pid_t> pid = Spawn(std::move(options));
@@ -121,9 +126,7 @@ void IpfsDaemon::Stop(absl::Duration grace) {
   pid_ = 0;
 }
 
-std::string IpfsDaemon::ReadLog() const {
-  return ReadWholeFile(dir_ + "/node.log").value_or("");
-}
+std::string IpfsDaemon::ReadLog() const { return ReadWholeFile(dir_ + "/node.log").value_or(""); }
 
 IpfsDaemon::~IpfsDaemon() {
   Kill();

@@ -33,8 +33,7 @@ class IpfsDaemon {
   // sanitizers, which slow the test, not node).
   static constexpr absl::Duration kStartTimeout = absl::Seconds(90);
 
-  static absl::StatusOr<std::unique_ptr<IpfsDaemon>> Start(
-      absl::Duration timeout = kStartTimeout);
+  static absl::StatusOr<std::unique_ptr<IpfsDaemon>> Start(absl::Duration timeout = kStartTimeout);
   ~IpfsDaemon();
 
   IpfsDaemon(const IpfsDaemon&) = delete;

@@ -231,8 +231,8 @@ TEST(KuboStoreUnreachableTest, ClosedPortIsUnavailable) {
 // Options that cannot work are refused up front.
 TEST(KuboStoreCreateTest, RefusesBadOptions) {
   EXPECT_TRUE(absl::IsInvalidArgument(KuboStore::Create(Options("127.0.0.1:5001")).status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(
-      KuboStore::Create(Options("http://127.0.0.1:5001/api/v0")).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(KuboStore::Create(Options("http://127.0.0.1:5001/api/v0")).status()));
   KuboStoreOptions zero = Options("http://127.0.0.1:5001");
   zero.request_timeout = absl::ZeroDuration();
   EXPECT_TRUE(absl::IsInvalidArgument(KuboStore::Create(zero).status()));
@@ -320,8 +320,9 @@ TEST_F(KuboStoreFakeNodeTest, AnotherCidIsRefusedAndUnpinned) {
               HasSubstr(LocalCid("some bytes of a record").ToString()));
   EXPECT_TRUE(Requested(absl::StrCat("/api/v0/pin/rm?arg=", theirs.ToString())));
   // The upload asked for exactly the layout medvault computes.
-  EXPECT_TRUE(Requested("/api/v0/add?cid-version=1&raw-leaves=true&pin=true&cid-base=base32"
-                        "&chunker=size-262144"));
+  EXPECT_TRUE(
+      Requested("/api/v0/add?cid-version=1&raw-leaves=true&pin=true&cid-base=base32"
+                "&chunker=size-262144"));
 }
 
 // A block that does not hash to its CID is DATA_LOSS, not content.

@@ -62,9 +62,9 @@ class StorageProcessKuboTest : public ::testing::Test {
     char tmpl[] = "/tmp/medvault-storage-kubo-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    CommandResult env = integration::RunCommand(
-        {Env("MEDVAULT_SOURCE_DIR") + "/scripts/dev-env", "--dir", dir_ + "/env", "--gateway-port",
-         "1", "--rpc-url", "http://127.0.0.1:1"});
+    CommandResult env = integration::RunCommand({Env("MEDVAULT_SOURCE_DIR") + "/scripts/dev-env",
+                                                 "--dir", dir_ + "/env", "--gateway-port", "1",
+                                                 "--rpc-url", "http://127.0.0.1:1"});
     ASSERT_EQ(env.exit_code, 0) << env.output;
     config_ = dir_ + "/env/medvault.textproto";
     std::stringstream text;
@@ -73,12 +73,14 @@ class StorageProcessKuboTest : public ::testing::Test {
     std::string config = text.str();
     ASSERT_NE(config.find(data_dir), std::string::npos) << config;
     absl::StrReplaceAll(
-        {{data_dir, absl::StrCat(data_dir, "  kubo { api_url: \"", ipfs_->api_url(),
-                                 "\" timeout_ms: 5000 connect_timeout_ms: 500 max_retries: 1 }\n")}},
+        {{data_dir,
+          absl::StrCat(data_dir, "  kubo { api_url: \"", ipfs_->api_url(),
+                       "\" timeout_ms: 5000 connect_timeout_ms: 500 max_retries: 1 }\n")}},
         &config);
     std::ofstream(config_, std::ios::trunc) << config;
 
-    log_fd_ = open((dir_ + "/storage.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    log_fd_ =
+        open((dir_ + "/storage.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     integration::SpawnOptions spawn;
     spawn.argv = {Env("MEDVAULT_BIN_DIR") + "/medvault-storage", "--config", config_};
     spawn.env = integration::WithOptionAppended(integration::CurrentEnvironment(), "ASAN_OPTIONS",
