@@ -87,6 +87,7 @@ class Validator {
     }
     for (Role role : kStartOrder) CheckProcess(role);
     CheckKeyvault();
+    CheckPolicy();
     CheckStorage();
     CheckSigner();
     CheckGateway();
@@ -222,6 +223,17 @@ class Validator {
         Fail(absl::StrCat("keyvault.pkcs11.module_env[", i, "].name"),
              "must be a non-empty name without '='");
       }
+    }
+  }
+
+  void CheckPolicy() {
+    const auto& policy = config_.policy();
+    if (!policy.bundle_dir().empty()) {
+      RequireAbsolute("policy.bundle_dir", policy.bundle_dir());
+      RequireAbsolute("policy.regulator_public_key_file", policy.regulator_public_key_file());
+    } else if (!policy.regulator_public_key_file().empty()) {
+      RequireAbsolute("policy.regulator_public_key_file", policy.regulator_public_key_file());
+      Fail("policy.bundle_dir", "required with regulator_public_key_file");
     }
   }
 

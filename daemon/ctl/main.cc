@@ -14,6 +14,7 @@
 #include "daemon/common/roles.h"
 #include "daemon/common/version.h"
 #include "daemon/ctl/keyvault_commands.h"
+#include "daemon/ctl/policy_commands.h"
 #include "daemon/ctl/storage_commands.h"
 #include "medvault/internal/v1/keyvault.grpc.pb.h"
 #include "medvault/internal/v1/signer.grpc.pb.h"
@@ -168,8 +169,10 @@ int Main(int argc, char** argv) {
   gateway_info->add_option("--cert", gw.cert_file, "client certificate (PEM)");
   gateway_info->add_option("--key", gw.key_file, "client private key (PEM)");
   auto* check = app.add_subcommand("check-config", "validate the configuration file and exit");
+  PolicyCommands policy(app);
   CLI11_PARSE(app, argc, argv);
   if (gateway_info->parsed()) return GatewayInfo(gw);
+  if (auto rc = policy.RunOffline()) return *rc;
 
   auto config = LoadConfig(config_path);
   if (!config.ok()) {
@@ -192,6 +195,7 @@ int Main(int argc, char** argv) {
   if (storage_stat->parsed()) return StorageStat(*config, storage_cid);
   if (storage_ls->parsed()) return StorageList(*config);
   if (storage_gc->parsed()) return StorageGc(*config);
+  if (auto rc = policy.RunOnline(*config)) return *rc;
   return 2;
 }
 
