@@ -143,7 +143,9 @@ int ServiceMain(Role role, int argc, char** argv, ServiceProcess& process) {
       log::Info("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
       break;
     }
-    if (sig == SIGHUP) log::Info("sighup_ignored", {{"reason", "nothing to reload"}});
+    if (sig == SIGHUP && !process.Reload()) {
+      log::Info("sighup_ignored", {{"reason", "nothing to reload"}});
+    }
 #ifdef MEDVAULT_TEST_HOOKS
     if (sig == SIGUSR2) BreakSeccompPolicy();
 #endif

@@ -38,6 +38,10 @@ class ServiceProcess {
   virtual absl::Status Register(InternalServer& internal) = 0;
   // After the internal server started; last step before SERVING.
   virtual absl::Status Serve() { return absl::OkStatus(); }
+  // On SIGHUP, on the main thread while the services keep serving: re-read
+  // whatever can change without a restart. False when the process has
+  // nothing to reload (the signal is then logged and ignored).
+  virtual bool Reload() { return false; }
   // On SIGTERM, before the internal server shuts down.
   virtual void Stop() {}
 };

@@ -84,20 +84,27 @@ class PolicyService : public Guardable<internal::v1::Policy::Service> {
 
   grpc::Status Reload(grpc::ServerContext*, const internal::v1::ReloadRequest*,
                       internal::v1::ReloadResponse* response) override {
-    if (engine_ == nullptr) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "no bundle_dir in the configuration");
-    }
-    auto result = engine_->Reload(absl::Now());
-    if (!result.ok()) {
-      log::Warn("policy.reload_refused", {{"error", result.status()}});
-      return ToGrpcStatus(result.status());
-    }
-    if (result->changed) LogLoaded(*result->policy);
+    auto result = ReloadNow();
+    if (!result.ok()) return ToGrpcStatus(result.status());
     response->set_changed(result->changed);
     response->set_bundle_version(result->policy->version);
     response->set_bundle_hash(result->policy->bundle_hash_hex);
     return grpc::Status::OK;
+  }
+
+  // Reads the bundle directory again (the Reload RPC and SIGHUP). A refused
+  // bundle is logged and the last good one keeps serving.
+  absl::StatusOr<PolicyEngine::ReloadResult> ReloadNow() {
+    if (engine_ == nullptr) {
+      return absl::FailedPreconditionError("no bundle_dir in the configuration");
+    }
+    auto result = engine_->Reload(absl::Now());
+    if (!result.ok()) {
+      log::Warn("policy.reload_refused", {{"error", result.status()}});
+      return result.status();
+    }
+    if (result->changed) LogLoaded(*result->policy);
+    return result;
   }
 
   static void LogLoaded(const CompiledPolicy& p) {
@@ -150,6 +157,11 @@ class PolicyProcess : public ServiceProcess {
     return absl::OkStatus();
   }
   SyscallPolicy Policy() const override { return PolicyPolicy(); }
+  bool Reload() override {
+    if (service_ == nullptr) return false;
+    (void)service_->ReloadNow();  // logged either way
+    return true;
+  }
   absl::Status Register(InternalServer& internal) override {
     if (service_ == nullptr) service_ = std::make_unique<PolicyService>(nullptr);
     internal.AddService(service_.get(), *InternalService(Role::kPolicy));
