@@ -291,6 +291,18 @@ class Validator {
     if (config_.signer().receipt_timeout_ms() > 3600000) {
       Fail("signer.receipt_timeout_ms", "must be at most 3600000");
     }
+    if (!config_.signer().state_dir().empty()) {
+      RequireAbsolute("signer.state_dir", config_.signer().state_dir());
+    } else if (!contract.empty()) {
+      Fail("signer.state_dir", "required when anchor_contract is set (the outbox lives there)");
+    }
+    if (config_.signer().outbox_capacity() > 10000000) {
+      Fail("signer.outbox_capacity", "must be at most 10000000");
+    }
+    const uint32_t bump = config_.signer().fee_bump_after_ms();
+    if (bump != 0 && (bump < 1000 || bump > 3600000)) {
+      Fail("signer.fee_bump_after_ms", "must be from 1000 to 3600000");
+    }
   }
 
   void CheckGateway() {
@@ -354,6 +366,8 @@ void ApplyDefaults(Config& config) {
     signer->set_max_priority_fee_per_gas_wei(kDefaultMaxPriorityFeePerGasWei);
   }
   if (signer->receipt_timeout_ms() == 0) signer->set_receipt_timeout_ms(120000);
+  if (signer->outbox_capacity() == 0) signer->set_outbox_capacity(10000);
+  if (signer->fee_bump_after_ms() == 0) signer->set_fee_bump_after_ms(60000);
 }
 
 }  // namespace

@@ -182,6 +182,58 @@ absl::StatusOr<AnchorResult> Anchorer::WaitForReceipt(const CallRequest& call,
                    last.ok() ? "" : absl::StrCat(" (last error: ", last.message(), ")")));
 }
 
+absl::StatusOr<uint64_t> Anchorer::CheckedChainId() {
+  ASSIGN_OR_RETURN(uint64_t chain_id, chain_->ChainId());
+  if (options_.expected_chain_id != 0 && chain_id != options_.expected_chain_id) {
+    return absl::FailedPreconditionError(absl::StrCat("node reports chain id ", chain_id,
+                                                      ", configuration expects ",
+                                                      options_.expected_chain_id));
+  }
+  return chain_id;
+}
+
+absl::StatusOr<CallRequest> Anchorer::AnchorCall(absl::string_view log_id, uint64_t tree_size,
+                                                 absl::string_view root_hash) {
+  RETURN_IF_ERROR(CheckNonZero32(log_id, "log_id"));
+  RETURN_IF_ERROR(CheckNonZero32(root_hash, "root_hash"));
+  if (tree_size == 0) return absl::InvalidArgumentError("tree_size: must be above 0");
+  CallRequest call;
+  ASSIGN_OR_RETURN(call.from, key_->Address());
+  call.to = options_.contract;
+  ASSIGN_OR_RETURN(call.data, EncodeAnchorCall(log_id, tree_size, root_hash));
+  return call;
+}
+
+absl::StatusOr<Fees> Anchorer::MarketFees() {
+  ASSIGN_OR_RETURN(uint64_t base_fee, chain_->NextBaseFee());
+  ASSIGN_OR_RETURN(uint64_t tip, chain_->MaxPriorityFeePerGas());
+  return ChooseFees(base_fee, tip, options_.fee_caps);
+}
+
+absl::StatusOr<uint64_t> Anchorer::GasLimit(const CallRequest& call) {
+  ASSIGN_OR_RETURN(uint64_t gas, chain_->EstimateGas(call));
+  return gas + gas / 4;
+}
+
+absl::StatusOr<Anchorer::Signed> Anchorer::Sign(const CallRequest& call, uint64_t chain_id,
+                                                uint64_t nonce, uint64_t gas_limit,
+                                                const Fees& fees) {
+  Eip1559Transaction tx;
+  tx.chain_id = chain_id;
+  tx.to = call.to;
+  tx.data = call.data;
+  tx.gas_limit = gas_limit;
+  tx.max_fee_per_gas = fees.max_fee_per_gas;
+  tx.max_priority_fee_per_gas = fees.max_priority_fee_per_gas;
+  tx.nonce = nonce;
+  ASSIGN_OR_RETURN(std::string digest, SigningHash(tx));
+  ASSIGN_OR_RETURN(EthSignature signature, key_->SignDigest(digest));
+  Signed out;
+  ASSIGN_OR_RETURN(out.raw, EncodeSignedTransaction(tx, signature));
+  out.hash = Keccak256(out.raw);
+  return out;
+}
+
 absl::StatusOr<Checkpoint> Anchorer::GetAnchor(absl::string_view log_id) {
   RETURN_IF_ERROR(CheckNonZero32(log_id, "log_id"));
   CallRequest call;

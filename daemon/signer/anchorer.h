@@ -16,11 +16,10 @@
 //      eth_call at its block to read the reason; AlreadyAnchored is again a
 //      success.
 //
-// Not built yet (issue 5): the durable outbox (a request is acknowledged
-// only once its transaction is confirmed, and is lost if the process dies
-// before that; a retry by the caller is harmless, as above), replacing a
-// stuck transaction with a fee bump, and re-checking after a reorg deeper
-// than the confirmation depth.
+// Anchor() is the synchronous path (one request, answered when confirmed).
+// The signer process uses the durable outbox instead (outbox_worker.h),
+// which drives the same steps one by one through the public step functions
+// below and keeps nonces and transactions in its database.
 //
 // Thread-safe. `chain` and `key` must outlive the Anchorer.
 #ifndef MEDVAULT_DAEMON_SIGNER_ANCHORER_H_
@@ -82,16 +81,36 @@ class Anchorer {
   // latest(log_id) at the latest block; all zero for a log never anchored.
   absl::StatusOr<Checkpoint> GetAnchor(absl::string_view log_id);
 
- private:
-  Anchorer(ChainClient* chain, ChainKey* key, AnchorerOptions options)
-      : chain_(chain), key_(key), options_(std::move(options)) {}
-
-  // Step 1: nullopt when the call would succeed.
+  // --- Steps, for the outbox worker (thread-safe, no nonce state) ---------
+  // The node's chain id; FAILED_PRECONDITION when it is not the configured one.
+  absl::StatusOr<uint64_t> CheckedChainId();
+  // The anchor() call from the chain key's address; INVALID_ARGUMENT as Anchor().
+  absl::StatusOr<CallRequest> AnchorCall(absl::string_view log_id, uint64_t tree_size,
+                                         absl::string_view root_hash);
+  // Step 1 at `block`: nullopt when the call would succeed; a result when
+  // this tree head is already the latest; FAILED_PRECONDITION with the
+  // reason for any other revert.
   absl::StatusOr<std::optional<AnchorResult>> Simulate(const CallRequest& call,
                                                        absl::string_view log_id,
                                                        absl::string_view block);
-  // A revert of anchor(): a success for AlreadyAnchored, else the error.
+  // Step 2: the fees to offer now (fee_policy.h) and the gas limit.
+  absl::StatusOr<Fees> MarketFees();
+  absl::StatusOr<uint64_t> GasLimit(const CallRequest& call);
+  struct Signed {
+    std::string raw;   // for eth_sendRawTransaction
+    std::string hash;  // keccak256(raw)
+  };
+  // Step 4 without sending: the transaction signed by the chain key.
+  absl::StatusOr<Signed> Sign(const CallRequest& call, uint64_t chain_id, uint64_t nonce,
+                              uint64_t gas_limit, const Fees& fees);
+  // A revert of anchor(): a success for AlreadyAnchored, else
+  // FAILED_PRECONDITION with the contract's reason.
   absl::StatusOr<AnchorResult> FromRevert(absl::string_view revert_data, absl::string_view log_id);
+  const AnchorerOptions& options() const { return options_; }
+
+ private:
+  Anchorer(ChainClient* chain, ChainKey* key, AnchorerOptions options)
+      : chain_(chain), key_(key), options_(std::move(options)) {}
   // Steps 2 to 4; returns the transaction hash.
   absl::StatusOr<std::string> Submit(const CallRequest& call, uint64_t chain_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -31,6 +31,13 @@ struct Fees {
 absl::StatusOr<Fees> ChooseFees(uint64_t next_base_fee, uint64_t suggested_priority_fee,
                                 const FeeCaps& caps);
 
+// Fees for a replacement of a transaction that was not mined: the same
+// nonce, each fee raised by at least 12.5 % over `previous` (rounded up;
+// nodes require 10 %, geth and Besu alike), or to the `market` fees if those
+// are higher, never above the caps. RESOURCE_EXHAUSTED when the caps leave
+// no room for a 12.5 % raise of both (the transaction keeps waiting).
+absl::StatusOr<Fees> BumpFees(const Fees& previous, const Fees& market, const FeeCaps& caps);
+
 }  // namespace medvault::signer
 
 #endif  // MEDVAULT_DAEMON_SIGNER_FEE_POLICY_H_

@@ -187,6 +187,11 @@ absl::StatusOr<uint64_t> JsonRpcChainClient::PendingNonce(absl::string_view addr
                       absl::StrCat(R"([")", ToHex(address), R"(","pending"])"));
 }
 
+absl::StatusOr<uint64_t> JsonRpcChainClient::MinedNonce(absl::string_view address) {
+  return CallQuantity("eth_getTransactionCount",
+                      absl::StrCat(R"([")", ToHex(address), R"(","latest"])"));
+}
+
 absl::StatusOr<uint64_t> JsonRpcChainClient::MaxPriorityFeePerGas() {
   return CallQuantity("eth_maxPriorityFeePerGas");
 }

@@ -49,6 +49,9 @@ class ChainClient {
   // eth_getTransactionCount(address, "pending"): the next nonce of `address`
   // (20 bytes), counting transactions still in the node's pool.
   virtual absl::StatusOr<uint64_t> PendingNonce(absl::string_view address) = 0;
+  // eth_getTransactionCount(address, "latest"): transactions of `address`
+  // already in blocks, i.e. the lowest nonce not yet mined.
+  virtual absl::StatusOr<uint64_t> MinedNonce(absl::string_view address) = 0;
   // eth_maxPriorityFeePerGas: the node's suggested tip, in wei.
   virtual absl::StatusOr<uint64_t> MaxPriorityFeePerGas() = 0;
   // eth_feeHistory(1, "latest", []): the last baseFeePerGas entry, which is
@@ -82,6 +85,7 @@ class JsonRpcChainClient : public ChainClient {
   absl::StatusOr<uint64_t> ChainId() override;
   absl::StatusOr<uint64_t> BlockNumber() override;
   absl::StatusOr<uint64_t> PendingNonce(absl::string_view address) override;
+  absl::StatusOr<uint64_t> MinedNonce(absl::string_view address) override;
   absl::StatusOr<uint64_t> MaxPriorityFeePerGas() override;
   absl::StatusOr<uint64_t> NextBaseFee() override;
   absl::StatusOr<uint64_t> EstimateGas(const CallRequest& call) override;

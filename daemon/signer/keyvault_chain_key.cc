@@ -1,6 +1,7 @@
 #include "daemon/signer/keyvault_chain_key.h"
 
 #include <grpcpp/grpcpp.h>
+#include <openssl/crypto.h>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/common/status_macros.h"
@@ -51,6 +52,25 @@ absl::StatusOr<EthSignature> KeyvaultChainKey::SignDigest(absl::string_view dige
     return absl::InternalError("keyvault SignDigest: malformed signature (r, s or recovery id)");
   }
   return EthSignature{response.r(), response.s(), response.recovery_id()};
+}
+
+absl::StatusOr<SecretData> KeyvaultChainKey::DatabaseKey(absl::Duration wait) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + wait));
+  context.set_wait_for_ready(true);
+  internal::v1::UnwrapDatabaseKeyRequest request;
+  request.set_name("signer");
+  internal::v1::UnwrapDatabaseKeyResponse response;
+  grpc::Status status = stub_->UnwrapDatabaseKey(&context, request, &response);
+  if (!status.ok()) return FromGrpc("UnwrapDatabaseKey", status);
+  std::string* key = response.mutable_key();
+  SecretData secret(*key);
+  OPENSSL_cleanse(key->data(), key->size());
+  if (secret.size() != 32) {
+    return absl::InternalError(
+        absl::StrCat("keyvault UnwrapDatabaseKey: the key is ", secret.size(), " bytes, not 32"));
+  }
+  return secret;
 }
 
 }  // namespace medvault::signer

@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "daemon/common/secret.h"
 #include "daemon/signer/chain_key.h"
 #include "medvault/internal/v1/keyvault.grpc.pb.h"
 
@@ -26,6 +27,11 @@ class KeyvaultChainKey : public ChainKey {
 
   absl::StatusOr<std::string> Address() override;
   absl::StatusOr<EthSignature> SignDigest(absl::string_view digest) override;
+
+  // UnwrapDatabaseKey("signer"): the outbox database's 32-byte key. Waits
+  // for the keyvault (it may still be starting) until `wait` has passed;
+  // then UNAVAILABLE. The key is wiped from the reply; errors never hold it.
+  absl::StatusOr<SecretData> DatabaseKey(absl::Duration wait);
 
  private:
   // Constant after construction.

@@ -36,6 +36,7 @@ class FakeChain : public ChainClient {
     EXPECT_EQ(address, kSender);
     return pending_nonce;
   }
+  absl::StatusOr<uint64_t> MinedNonce(absl::string_view) override { return pending_nonce; }
   absl::StatusOr<uint64_t> MaxPriorityFeePerGas() override { return tip; }
   absl::StatusOr<uint64_t> NextBaseFee() override { return base_fee; }
   absl::StatusOr<uint64_t> EstimateGas(const CallRequest&) override { return 40'000; }

@@ -43,16 +43,22 @@ TEST(SignerConfigTest, Defaults) {
   EXPECT_EQ(config->signer().max_fee_per_gas_wei(), 200'000'000'000u);
   EXPECT_EQ(config->signer().max_priority_fee_per_gas_wei(), 2'000'000'000u);
   EXPECT_EQ(config->signer().receipt_timeout_ms(), 120000u);
+  EXPECT_EQ(config->signer().state_dir(), "");
+  EXPECT_EQ(config->signer().outbox_capacity(), 10000u);
+  EXPECT_EQ(config->signer().fee_bump_after_ms(), 60000u);
 }
 
 // A well-formed contract address and caps are accepted as given.
 TEST(SignerConfigTest, AcceptsValidValues) {
   absl::StatusOr<config::v1::Config> config = ParseConfig(
       Config(R"(anchor_contract: "0x5FbDB2315678afecb367f032d93F642f64180aa3" confirmations: 12
-max_fee_per_gas_wei: 1000 max_priority_fee_per_gas_wei: 1000 receipt_timeout_ms: 600000)"),
+max_fee_per_gas_wei: 1000 max_priority_fee_per_gas_wei: 1000 receipt_timeout_ms: 600000
+state_dir: "/var/lib/medvault/signer" outbox_capacity: 5 fee_bump_after_ms: 1000)"),
       "m.textproto");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->signer().confirmations(), 12u);
+  EXPECT_EQ(config->signer().outbox_capacity(), 5u);
+  EXPECT_EQ(config->signer().fee_bump_after_ms(), 1000u);
 }
 
 // Each bad value names the file, the line and the field.
@@ -75,6 +81,14 @@ TEST(SignerConfigTest, BadValuesNameFileLineAndField) {
       {"max_fee_per_gas_wei: 1000000000",
        "signer.max_priority_fee_per_gas_wei: must not be above max_fee_per_gas_wei"},
       {"receipt_timeout_ms: 3600001", "m.textproto:7: signer.receipt_timeout_ms: must be at most"},
+      // The outbox needs a place once there is something to anchor.
+      {R"(anchor_contract: "0x5FbDB2315678afecb367f032d93F642f64180aa3")",
+       "m.textproto:6: signer.state_dir: required when anchor_contract is set"},
+      {R"(state_dir: "var/lib/signer")",
+       "m.textproto:7: signer.state_dir: must be an absolute path"},
+      {"outbox_capacity: 10000001", "m.textproto:7: signer.outbox_capacity: must be at most"},
+      {"fee_bump_after_ms: 999", "m.textproto:7: signer.fee_bump_after_ms: must be from 1000"},
+      {"fee_bump_after_ms: 3600001", "m.textproto:7: signer.fee_bump_after_ms: must be from 1000"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<config::v1::Config> config = ParseConfig(Config(c.fields), "m.textproto");
