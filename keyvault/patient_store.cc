@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/common/sqlite.h"
 #include "daemon/common/status_macros.h"
 
 namespace medvault::keyvault {
@@ -27,67 +28,13 @@ constexpr char kSchema[] = R"sql(
   PRAGMA user_version = 1;
 )sql";
 
-absl::Status SqliteError(sqlite3* db, absl::string_view what) {
-  return absl::InternalError(absl::StrCat("patient store: ", what, ": ", sqlite3_errmsg(db)));
-}
+constexpr char kOwner[] = "patient store";
 
-// A prepared statement, finalised with the object.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  absl::Status status() const {
-    return rc_ == SQLITE_OK ? absl::OkStatus() : SqliteError(db_, "prepare");
-  }
-  Statement& Bind(int index, const std::string& text) {
-    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& Bind(int index, int64_t value) {
-    sqlite3_bind_int64(stmt_, index, value);
-    return *this;
-  }
-  Statement& BindBlob(int index, const uint8_t* data, size_t size) {
-    sqlite3_bind_blob(stmt_, index, data, static_cast<int>(size), SQLITE_TRANSIENT);
-    return *this;
-  }
-  // True while rows come; false when done. Errors become a status.
-  absl::StatusOr<bool> Step() {
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return SqliteError(db_, "step");
-  }
-  int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
-  SecretData Blob(int column) {
-    const void* data = sqlite3_column_blob(stmt_, column);
-    int size = sqlite3_column_bytes(stmt_, column);
-    return SecretData(absl::string_view(static_cast<const char*>(data), static_cast<size_t>(size)));
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
-
-absl::Status Exec(sqlite3* db, const char* sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string message = error != nullptr ? error : "unknown error";
-    sqlite3_free(error);
-    return absl::InternalError(absl::StrCat("patient store: ", message));
-  }
-  return absl::OkStatus();
-}
-
-PatientGeneration FromRow(Statement& row) {
+PatientGeneration FromRow(SqliteStatement& row) {
   PatientGeneration g;
   g.generation = static_cast<uint32_t>(row.Int(0));
   g.master_version = static_cast<uint32_t>(row.Int(1));
-  g.seed = row.Blob(2);
+  g.seed = row.SecretBlob(2);
   return g;
 }
 
@@ -109,10 +56,10 @@ absl::StatusOr<std::unique_ptr<PatientStore>> PatientStore::Open(const std::stri
   sqlite3_busy_timeout(db, 5000);
   // Deleted seeds are overwritten, not merely unlinked from the b-tree;
   // every commit reaches the disk before it is acknowledged.
-  RETURN_IF_ERROR(Exec(db,
-                       "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                       "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;"));
-  RETURN_IF_ERROR(Exec(db, kSchema));
+  RETURN_IF_ERROR(SqliteExec(db, kOwner,
+                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                             "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;"));
+  RETURN_IF_ERROR(SqliteExec(db, kOwner, kSchema));
   return store;
 }
 
@@ -122,9 +69,9 @@ PatientStore::~PatientStore() {
 }
 
 absl::Status PatientStore::CheckNotShredded(const std::string& patient_id) {
-  Statement q(db_, "SELECT 1 FROM shredded_patients WHERE patient_id = ?");
+  SqliteStatement q(db_, kOwner, "SELECT 1 FROM shredded_patients WHERE patient_id = ?");
   RETURN_IF_ERROR(q.status());
-  q.Bind(1, patient_id);
+  q.BindText(1, patient_id);
   ASSIGN_OR_RETURN(bool shredded, q.Step());
   if (shredded) {
     return absl::FailedPreconditionError(
@@ -137,11 +84,11 @@ absl::StatusOr<std::optional<PatientGeneration>> PatientStore::Latest(
     const std::string& patient_id) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckNotShredded(patient_id));
-  Statement q(db_,
-              "SELECT generation, master_version, seed FROM patient_key_generations "
-              "WHERE patient_id = ? ORDER BY generation DESC LIMIT 1");
+  SqliteStatement q(db_, kOwner,
+                    "SELECT generation, master_version, seed FROM patient_key_generations "
+                    "WHERE patient_id = ? ORDER BY generation DESC LIMIT 1");
   RETURN_IF_ERROR(q.status());
-  q.Bind(1, patient_id);
+  q.BindText(1, patient_id);
   ASSIGN_OR_RETURN(bool found, q.Step());
   if (!found) return std::optional<PatientGeneration>();
   return std::optional<PatientGeneration>(FromRow(q));
@@ -151,11 +98,11 @@ absl::StatusOr<PatientGeneration> PatientStore::Get(const std::string& patient_i
                                                     uint32_t generation) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckNotShredded(patient_id));
-  Statement q(db_,
-              "SELECT generation, master_version, seed FROM patient_key_generations "
-              "WHERE patient_id = ? AND generation = ?");
+  SqliteStatement q(db_, kOwner,
+                    "SELECT generation, master_version, seed FROM patient_key_generations "
+                    "WHERE patient_id = ? AND generation = ?");
   RETURN_IF_ERROR(q.status());
-  q.Bind(1, patient_id).Bind(2, static_cast<int64_t>(generation));
+  q.BindText(1, patient_id).Bind(2, static_cast<int64_t>(generation));
   ASSIGN_OR_RETURN(bool found, q.Step());
   if (!found) {
     return absl::NotFoundError(
@@ -166,13 +113,13 @@ absl::StatusOr<PatientGeneration> PatientStore::Get(const std::string& patient_i
 
 absl::StatusOr<uint32_t> PatientStore::InTransaction(
     absl::FunctionRef<absl::StatusOr<uint32_t>()> body) {
-  RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
+  RETURN_IF_ERROR(SqliteExec(db_, kOwner, "BEGIN IMMEDIATE"));
   absl::StatusOr<uint32_t> result = body();
   if (!result.ok()) {
-    Exec(db_, "ROLLBACK").IgnoreError();
+    SqliteExec(db_, kOwner, "ROLLBACK").IgnoreError();
     return result.status();
   }
-  RETURN_IF_ERROR(Exec(db_, "COMMIT"));
+  RETURN_IF_ERROR(SqliteExec(db_, kOwner, "COMMIT"));
   return result;
 }
 
@@ -182,21 +129,21 @@ absl::StatusOr<PatientGeneration> PatientStore::Add(const std::string& patient_i
   absl::MutexLock lock(&mu_);
   absl::StatusOr<uint32_t> generation = InTransaction([&]() -> absl::StatusOr<uint32_t> {
     RETURN_IF_ERROR(CheckNotShredded(patient_id));
-    Statement next(db_,
-                   "SELECT COALESCE(MAX(generation), 0) + 1 FROM patient_key_generations "
-                   "WHERE patient_id = ?");
+    SqliteStatement next(db_, kOwner,
+                         "SELECT COALESCE(MAX(generation), 0) + 1 FROM patient_key_generations "
+                         "WHERE patient_id = ?");
     RETURN_IF_ERROR(next.status());
-    next.Bind(1, patient_id);
+    next.BindText(1, patient_id);
     RETURN_IF_ERROR(next.Step().status());
     uint32_t generation = static_cast<uint32_t>(next.Int(0));
-    Statement insert(db_,
-                     "INSERT INTO patient_key_generations (patient_id, generation, "
-                     "master_version, seed) VALUES (?, ?, ?, ?)");
+    SqliteStatement insert(db_, kOwner,
+                           "INSERT INTO patient_key_generations (patient_id, generation, "
+                           "master_version, seed) VALUES (?, ?, ?, ?)");
     RETURN_IF_ERROR(insert.status());
-    insert.Bind(1, patient_id)
+    insert.BindText(1, patient_id)
         .Bind(2, static_cast<int64_t>(generation))
         .Bind(3, static_cast<int64_t>(master_version))
-        .BindBlob(4, seed.data(), seed.size());
+        .BindBlob(4, seed.view());
     RETURN_IF_ERROR(insert.Step().status());
     return generation;
   });
@@ -211,32 +158,34 @@ absl::StatusOr<PatientGeneration> PatientStore::Add(const std::string& patient_i
 absl::StatusOr<uint32_t> PatientStore::Shred(const std::string& patient_id) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<uint32_t> destroyed = InTransaction([&]() -> absl::StatusOr<uint32_t> {
-    Statement del(db_, "DELETE FROM patient_key_generations WHERE patient_id = ?");
+    SqliteStatement del(db_, kOwner, "DELETE FROM patient_key_generations WHERE patient_id = ?");
     RETURN_IF_ERROR(del.status());
-    del.Bind(1, patient_id);
+    del.BindText(1, patient_id);
     RETURN_IF_ERROR(del.Step().status());
     uint32_t destroyed = static_cast<uint32_t>(sqlite3_changes(db_));
-    Statement tomb(db_, "INSERT OR IGNORE INTO shredded_patients (patient_id) VALUES (?)");
+    SqliteStatement tomb(db_, kOwner,
+                         "INSERT OR IGNORE INTO shredded_patients (patient_id) VALUES (?)");
     RETURN_IF_ERROR(tomb.status());
-    tomb.Bind(1, patient_id);
+    tomb.BindText(1, patient_id);
     RETURN_IF_ERROR(tomb.Step().status());
     return destroyed;
   });
   if (!destroyed.ok()) return destroyed.status();
   // Copies of the deleted pages may still sit in the WAL: fold it into the
   // (securely overwritten) database file and empty it.
-  RETURN_IF_ERROR(Exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)"));
+  RETURN_IF_ERROR(SqliteExec(db_, kOwner, "PRAGMA wal_checkpoint(TRUNCATE)"));
   return *destroyed;
 }
 
 absl::StatusOr<PatientStore::Counts> PatientStore::Count() {
   absl::MutexLock lock(&mu_);
   Counts counts;
-  Statement patients(db_, "SELECT COUNT(DISTINCT patient_id) FROM patient_key_generations");
+  SqliteStatement patients(db_, kOwner,
+                           "SELECT COUNT(DISTINCT patient_id) FROM patient_key_generations");
   RETURN_IF_ERROR(patients.status());
   RETURN_IF_ERROR(patients.Step().status());
   counts.patients = static_cast<uint64_t>(patients.Int(0));
-  Statement shredded(db_, "SELECT COUNT(*) FROM shredded_patients");
+  SqliteStatement shredded(db_, kOwner, "SELECT COUNT(*) FROM shredded_patients");
   RETURN_IF_ERROR(shredded.status());
   RETURN_IF_ERROR(shredded.Step().status());
   counts.shredded = static_cast<uint64_t>(shredded.Int(0));

@@ -7,6 +7,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/common/sqlite.h"
 #include "daemon/common/status_macros.h"
 
 namespace medvault::signer {
@@ -50,69 +51,9 @@ constexpr char kEntryColumns[] =
     "id, log_id, tree_size, root_hash, state, nonce, tx_hash, block_number, already_anchored, "
     "error, attempts, created_ms, updated_ms";
 
-absl::Status SqliteError(sqlite3* db, absl::string_view what) {
-  return absl::InternalError(absl::StrCat("signer outbox: ", what, ": ", sqlite3_errmsg(db)));
-}
+constexpr char kOwner[] = "signer outbox";
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
-
-// A prepared statement, finalised with the object.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  absl::Status status() const {
-    return rc_ == SQLITE_OK ? absl::OkStatus() : SqliteError(db_, "prepare");
-  }
-  Statement& Bind(int index, int64_t value) {
-    sqlite3_bind_int64(stmt_, index, value);
-    return *this;
-  }
-  Statement& BindBlob(int index, absl::string_view data) {
-    sqlite3_bind_blob(stmt_, index, data.data(), static_cast<int>(data.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& BindText(int index, absl::string_view text) {
-    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  // True while rows come; false when done. Errors become a status.
-  absl::StatusOr<bool> Step() {
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return SqliteError(db_, "step");
-  }
-  bool IsNull(int column) { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
-  int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
-  std::string Blob(int column) {
-    const void* data = sqlite3_column_blob(stmt_, column);
-    int size = sqlite3_column_bytes(stmt_, column);
-    return data == nullptr ? std::string()
-                           : std::string(static_cast<const char*>(data), static_cast<size_t>(size));
-  }
-  std::string Text(int column) {
-    const unsigned char* text = sqlite3_column_text(stmt_, column);
-    return text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text));
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
-
-absl::Status Exec(sqlite3* db, const char* sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string message = error != nullptr ? error : "unknown error";
-    sqlite3_free(error);
-    return absl::InternalError(absl::StrCat("signer outbox: ", message));
-  }
-  return absl::OkStatus();
-}
 
 // PRAGMA key = "x'<64 hex digits>'": SQLCipher takes the bytes as the raw
 // database key (no PBKDF2). The statement text holds the key, so it is
@@ -136,7 +77,7 @@ absl::Status ApplyKey(sqlite3* db, const SecretData& key) {
   return absl::OkStatus();
 }
 
-OutboxEntry EntryFromRow(Statement& row) {
+OutboxEntry EntryFromRow(SqliteStatement& row) {
   OutboxEntry e;
   e.id = row.Int(0);
   e.log_id = row.Blob(1);
@@ -182,10 +123,10 @@ absl::StatusOr<std::unique_ptr<OutboxStore>> OutboxStore::Open(const std::string
   }
   sqlite3_busy_timeout(db, 5000);
   // Every commit reaches the disk before Anchor is acknowledged.
-  RETURN_IF_ERROR(Exec(db,
-                       "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                       "PRAGMA foreign_keys = ON;"));
-  Statement version(db, "PRAGMA user_version");
+  RETURN_IF_ERROR(SqliteExec(db, kOwner,
+                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                             "PRAGMA foreign_keys = ON;"));
+  SqliteStatement version(db, kOwner, "PRAGMA user_version");
   RETURN_IF_ERROR(version.status());
   RETURN_IF_ERROR(version.Step().status());
   const int64_t found = version.Int(0);
@@ -195,7 +136,7 @@ absl::StatusOr<std::unique_ptr<OutboxStore>> OutboxStore::Open(const std::string
                      ", newer than this medvault-signer's (", kSchemaVersion, ")"));
   }
   if (found == 0) {
-    RETURN_IF_ERROR(store->InTransaction([&] { return Exec(db, kSchemaV1); }));
+    RETURN_IF_ERROR(store->InTransaction([&] { return SqliteExec(db, kOwner, kSchemaV1); }));
   }
   return store;
 }
@@ -206,24 +147,25 @@ OutboxStore::~OutboxStore() {
 }
 
 absl::Status OutboxStore::InTransaction(absl::FunctionRef<absl::Status()> body) {
-  RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
+  RETURN_IF_ERROR(SqliteExec(db_, kOwner, "BEGIN IMMEDIATE"));
   absl::Status result = body();
   if (!result.ok()) {
-    Exec(db_, "ROLLBACK").IgnoreError();
+    SqliteExec(db_, kOwner, "ROLLBACK").IgnoreError();
     return result;
   }
-  return Exec(db_, "COMMIT");
+  return SqliteExec(db_, kOwner, "COMMIT");
 }
 
 absl::StatusOr<OutboxEntry> OutboxStore::Load(int64_t id) {
-  Statement q(db_, absl::StrCat("SELECT ", kEntryColumns, " FROM anchors WHERE id = ?").c_str());
+  SqliteStatement q(db_, kOwner,
+                    absl::StrCat("SELECT ", kEntryColumns, " FROM anchors WHERE id = ?").c_str());
   RETURN_IF_ERROR(q.status());
   q.Bind(1, id);
   ASSIGN_OR_RETURN(bool found, q.Step());
   if (!found) return absl::NotFoundError(absl::StrCat("no outbox entry ", id));
   OutboxEntry entry = EntryFromRow(q);
-  Statement txs(
-      db_,
+  SqliteStatement txs(
+      db_, kOwner,
       "SELECT hash, raw, nonce, max_fee, max_priority_fee, sent_ms, gas_limit FROM transactions "
       "WHERE anchor_id = ? ORDER BY sent_ms, max_fee");
   RETURN_IF_ERROR(txs.status());
@@ -245,7 +187,7 @@ absl::StatusOr<OutboxEntry> OutboxStore::Load(int64_t id) {
 }
 
 absl::StatusOr<uint64_t> OutboxStore::CountUnfinishedLocked() {
-  Statement q(db_, "SELECT COUNT(*) FROM anchors WHERE state IN (1, 2)");
+  SqliteStatement q(db_, kOwner, "SELECT COUNT(*) FROM anchors WHERE state IN (1, 2)");
   RETURN_IF_ERROR(q.status());
   RETURN_IF_ERROR(q.Step().status());
   return static_cast<uint64_t>(q.Int(0));
@@ -264,9 +206,9 @@ absl::StatusOr<OutboxStore::Enqueued> OutboxStore::Enqueue(absl::string_view log
   int64_t id = 0;
   bool created = false;
   RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-    Statement existing(db_,
-                       "SELECT id, root_hash, state FROM anchors "
-                       "WHERE log_id = ? AND tree_size = ?");
+    SqliteStatement existing(db_, kOwner,
+                             "SELECT id, root_hash, state FROM anchors "
+                             "WHERE log_id = ? AND tree_size = ?");
     RETURN_IF_ERROR(existing.status());
     existing.BindBlob(1, log_id).Bind(2, static_cast<int64_t>(tree_size));
     ASSIGN_OR_RETURN(bool found, existing.Step());
@@ -282,9 +224,10 @@ absl::StatusOr<OutboxStore::Enqueued> OutboxStore::Enqueue(absl::string_view log
       if (!failed) return absl::OkStatus();
       // A failed entry asked for again: retried (the cause may be fixed,
       // e.g. the key made an operator), with the root now asked for.
-      Statement retry(db_,
-                      "UPDATE anchors SET root_hash = ?, state = 1, nonce = NULL, error = '', "
-                      "attempts = attempts + 1, updated_ms = ? WHERE id = ?");
+      SqliteStatement retry(
+          db_, kOwner,
+          "UPDATE anchors SET root_hash = ?, state = 1, nonce = NULL, error = '', "
+          "attempts = attempts + 1, updated_ms = ? WHERE id = ?");
       RETURN_IF_ERROR(retry.status());
       retry.BindBlob(1, root_hash).Bind(2, NowMs()).Bind(3, id);
       return retry.Step().status();
@@ -295,9 +238,9 @@ absl::StatusOr<OutboxStore::Enqueued> OutboxStore::Enqueue(absl::string_view log
           absl::StrCat("the signer's outbox is full (", unfinished,
                        " anchors waiting, signer.outbox_capacity); try again later"));
     }
-    Statement insert(db_,
-                     "INSERT INTO anchors (log_id, tree_size, root_hash, state, created_ms, "
-                     "updated_ms) VALUES (?, ?, ?, 1, ?, ?)");
+    SqliteStatement insert(db_, kOwner,
+                           "INSERT INTO anchors (log_id, tree_size, root_hash, state, created_ms, "
+                           "updated_ms) VALUES (?, ?, ?, 1, ?, ?)");
     RETURN_IF_ERROR(insert.status());
     const int64_t now = NowMs();
     insert.BindBlob(1, log_id)
@@ -316,7 +259,8 @@ absl::StatusOr<OutboxStore::Enqueued> OutboxStore::Enqueue(absl::string_view log
 
 absl::StatusOr<std::optional<OutboxEntry>> OutboxStore::NextUnfinished() {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, "SELECT id FROM anchors WHERE state IN (1, 2) ORDER BY id LIMIT 1");
+  SqliteStatement q(db_, kOwner,
+                    "SELECT id FROM anchors WHERE state IN (1, 2) ORDER BY id LIMIT 1");
   RETURN_IF_ERROR(q.status());
   ASSIGN_OR_RETURN(bool found, q.Step());
   if (!found) return std::optional<OutboxEntry>();
@@ -332,7 +276,8 @@ absl::StatusOr<OutboxEntry> OutboxStore::Get(int64_t id) {
 absl::StatusOr<std::vector<OutboxEntry>> OutboxStore::ListByLog(absl::string_view log_id,
                                                                 uint32_t limit) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, "SELECT id FROM anchors WHERE log_id = ? ORDER BY tree_size DESC LIMIT ?");
+  SqliteStatement q(db_, kOwner,
+                    "SELECT id FROM anchors WHERE log_id = ? ORDER BY tree_size DESC LIMIT ?");
   RETURN_IF_ERROR(q.status());
   q.BindBlob(1, log_id).Bind(2, static_cast<int64_t>(limit));
   std::vector<OutboxEntry> entries;
@@ -348,9 +293,10 @@ absl::StatusOr<std::vector<OutboxEntry>> OutboxStore::ListByLog(absl::string_vie
 absl::Status OutboxStore::RecordTransaction(int64_t id, const SentTransaction& tx) {
   absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
-    Statement insert(db_,
-                     "INSERT OR REPLACE INTO transactions (hash, anchor_id, nonce, raw, max_fee, "
-                     "max_priority_fee, sent_ms, gas_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    SqliteStatement insert(
+        db_, kOwner,
+        "INSERT OR REPLACE INTO transactions (hash, anchor_id, nonce, raw, max_fee, "
+        "max_priority_fee, sent_ms, gas_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     RETURN_IF_ERROR(insert.status());
     insert.BindBlob(1, tx.hash)
         .Bind(2, id)
@@ -361,7 +307,8 @@ absl::Status OutboxStore::RecordTransaction(int64_t id, const SentTransaction& t
         .Bind(7, absl::ToUnixMillis(tx.sent_at))
         .Bind(8, static_cast<int64_t>(tx.gas_limit));
     RETURN_IF_ERROR(insert.Step().status());
-    Statement update(db_, "UPDATE anchors SET state = 2, nonce = ?, updated_ms = ? WHERE id = ?");
+    SqliteStatement update(db_, kOwner,
+                           "UPDATE anchors SET state = 2, nonce = ?, updated_ms = ? WHERE id = ?");
     RETURN_IF_ERROR(update.status());
     update.Bind(1, static_cast<int64_t>(tx.nonce)).Bind(2, NowMs()).Bind(3, id);
     RETURN_IF_ERROR(update.Step().status());
@@ -372,7 +319,7 @@ absl::Status OutboxStore::RecordTransaction(int64_t id, const SentTransaction& t
 
 absl::Status OutboxStore::ForgetTransaction(absl::string_view hash) {
   absl::MutexLock lock(&mu_);
-  Statement del(db_, "DELETE FROM transactions WHERE hash = ?");
+  SqliteStatement del(db_, kOwner, "DELETE FROM transactions WHERE hash = ?");
   RETURN_IF_ERROR(del.status());
   del.BindBlob(1, hash);
   return del.Step().status();
@@ -380,9 +327,10 @@ absl::Status OutboxStore::ForgetTransaction(absl::string_view hash) {
 
 absl::Status OutboxStore::Requeue(int64_t id, absl::string_view error) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_,
-              "UPDATE anchors SET state = 1, nonce = NULL, error = ?, attempts = attempts + 1, "
-              "updated_ms = ? WHERE id = ?");
+  SqliteStatement q(
+      db_, kOwner,
+      "UPDATE anchors SET state = 1, nonce = NULL, error = ?, attempts = attempts + 1, "
+      "updated_ms = ? WHERE id = ?");
   RETURN_IF_ERROR(q.status());
   q.BindText(1, error).Bind(2, NowMs()).Bind(3, id);
   return q.Step().status();
@@ -391,9 +339,10 @@ absl::Status OutboxStore::Requeue(int64_t id, absl::string_view error) {
 absl::Status OutboxStore::MarkConfirmed(int64_t id, absl::string_view transaction_hash,
                                         uint64_t block_number, bool already_anchored) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_,
-              "UPDATE anchors SET state = 3, tx_hash = ?, block_number = ?, already_anchored = ?, "
-              "error = '', updated_ms = ? WHERE id = ?");
+  SqliteStatement q(
+      db_, kOwner,
+      "UPDATE anchors SET state = 3, tx_hash = ?, block_number = ?, already_anchored = ?, "
+      "error = '', updated_ms = ? WHERE id = ?");
   RETURN_IF_ERROR(q.status());
   q.BindBlob(1, transaction_hash)
       .Bind(2, static_cast<int64_t>(block_number))
@@ -405,7 +354,8 @@ absl::Status OutboxStore::MarkConfirmed(int64_t id, absl::string_view transactio
 
 absl::Status OutboxStore::MarkFailed(int64_t id, absl::string_view error) {
   absl::MutexLock lock(&mu_);
-  Statement q(db_, "UPDATE anchors SET state = 4, error = ?, updated_ms = ? WHERE id = ?");
+  SqliteStatement q(db_, kOwner,
+                    "UPDATE anchors SET state = 4, error = ?, updated_ms = ? WHERE id = ?");
   RETURN_IF_ERROR(q.status());
   q.BindText(1, error).Bind(2, NowMs()).Bind(3, id);
   return q.Step().status();

@@ -1,0 +1,56 @@
+// The few SQLite (SQLCipher) helpers every medvault database uses: a
+// prepared statement finalised with its object, and one-shot execution.
+// Errors are INTERNAL statuses prefixed with the owner's name ("patient
+// store: step: database is locked"), never with bound values, which may be
+// secret.
+#ifndef MEDVAULT_DAEMON_COMMON_SQLITE_H_
+#define MEDVAULT_DAEMON_COMMON_SQLITE_H_
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "daemon/common/secret.h"
+
+namespace medvault {
+
+// `owner` names the database in error messages.
+absl::Status SqliteError(sqlite3* db, absl::string_view owner, absl::string_view what);
+// Runs `sql` (one or more statements, no parameters).
+absl::Status SqliteExec(sqlite3* db, absl::string_view owner, const char* sql);
+
+class SqliteStatement {
+ public:
+  SqliteStatement(sqlite3* db, absl::string_view owner, const char* sql);
+  ~SqliteStatement() { sqlite3_finalize(stmt_); }
+  SqliteStatement(const SqliteStatement&) = delete;
+  SqliteStatement& operator=(const SqliteStatement&) = delete;
+
+  // Whether preparing succeeded.
+  absl::Status status() const;
+  SqliteStatement& Bind(int index, int64_t value);
+  SqliteStatement& BindText(int index, absl::string_view text);
+  SqliteStatement& BindBlob(int index, absl::string_view data);
+  // True while rows come; false when done. Errors become a status.
+  absl::StatusOr<bool> Step();
+
+  bool IsNull(int column) { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
+  std::string Blob(int column);
+  // A blob that is key material: straight into a SecretData.
+  SecretData SecretBlob(int column);
+  std::string Text(int column);
+
+ private:
+  sqlite3* db_;
+  std::string owner_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+}  // namespace medvault
+
+#endif  // MEDVAULT_DAEMON_COMMON_SQLITE_H_
