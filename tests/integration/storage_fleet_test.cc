@@ -9,7 +9,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/common/users.h"
@@ -21,77 +20,26 @@
 #include "medvault/internal/v1/storage.grpc.pb.h"
 #include "tests/integration/fleet.h"
 #include "tests/integration/test_status.h"
+#include "tests/storage/storage_test_util.h"
 
 namespace medvault::integration {
 namespace {
 
 namespace fs = std::filesystem;
+using storage::CidOf;
+using storage::RandomBytes;
+using storage::StorageClient;
 using ::testing::HasSubstr;
 using storage_fleet = Fleet;
 
-std::string Content(size_t size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
-
-// The CID the store must give `content` (the layout itself is checked
-// against an independent IPFS implementation in golden_cid_test).
-std::string ExpectedCid(const std::string& content) {
-  struct Discard : storage::BlockSink {
-    absl::Status PutBlock(const storage::Cid&, absl::string_view) override {
-      return absl::OkStatus();
-    }
-  } sink;
-  storage::DagBuilder builder(sink);
-  EXPECT_TRUE(builder.Write(content).ok());
-  return builder.Finish()->ToString();
-}
-
-class StorageClient {
- public:
-  explicit StorageClient(const std::string& socket)
-      : stub_(internal::v1::Storage::NewStub(
-            grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()))) {}
-
-  grpc::Status Put(const std::string& content, internal::v1::PutResponse* response) {
-    grpc::ClientContext context;
-    auto stream = stub_->Put(&context, response);
-    internal::v1::PutRequest request;
-    for (size_t at = 0; at < content.size(); at += 1 << 20) {
-      request.set_data(content.substr(at, 1 << 20));
-      if (!stream->Write(request)) break;
-    }
-    stream->WritesDone();
-    return stream->Finish();
-  }
-
-  grpc::Status Get(const std::string& cid, std::string* content) {
-    grpc::ClientContext context;
-    internal::v1::GetRequest request;
-    request.set_cid(cid);
-    auto stream = stub_->Get(&context, request);
-    internal::v1::GetResponse response;
-    content->clear();
-    while (stream->Read(&response)) *content += response.data();
-    return stream->Finish();
-  }
-
-  internal::v1::Storage::Stub& stub() { return *stub_; }
-
- private:
-  std::unique_ptr<internal::v1::Storage::Stub> stub_;
-};
-
 TEST_F(storage_fleet, StoresReadsAndVerifiesObjects) {
   StorageClient client(socket_path(Role::kStorage));
-  const std::string content = Content(3 * storage::kChunkSize + 5, 11);
+  const std::string content = RandomBytes(3 * storage::kChunkSize + 5, 11);
 
   internal::v1::PutResponse put;
   grpc::Status status = client.Put(content, &put);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(put.cid(), ExpectedCid(content));
+  EXPECT_EQ(put.cid(), CidOf(content).ToString());
   EXPECT_EQ(put.size(), content.size());
 
   std::string read;
@@ -161,14 +109,14 @@ TEST_F(storage_fleet, RefusesBadCidsAndCallersOffTheAllowlist) {
 }
 
 TEST_F(storage_fleet, OperatorToolPutsAndGetsFiles) {
-  const std::string content = Content(2 * storage::kChunkSize + 1, 12);
+  const std::string content = RandomBytes(2 * storage::kChunkSize + 1, 12);
   std::string in = dir() + "/object.in";
   std::string out = dir() + "/object.out";
   std::ofstream(in, std::ios::binary) << content;
 
   CommandResult put = RunCtl({"storage", "put", in});
   ASSERT_EQ(put.exit_code, 0) << put.output;
-  std::string cid = ExpectedCid(content);
+  std::string cid = CidOf(content).ToString();
   EXPECT_THAT(put.output, HasSubstr(cid));
 
   CommandResult get = RunCtl({"storage", "get", cid, "-o", out});

@@ -7,21 +7,14 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include "daemon/common/files.h"
+#include "tests/storage/storage_test_util.h"
 
 namespace medvault::storage {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string Content(size_t size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
 
 class FlatfsStoreTest : public ::testing::Test {
  protected:
@@ -95,7 +88,7 @@ TEST_F(FlatfsStoreTest, StoresInKubosFlatfsLayout) {
 }
 
 TEST_F(FlatfsStoreTest, PutGetStatListAcrossReopen) {
-  std::string content = Content(3 * kChunkSize + 17, 1);
+  std::string content = RandomBytes(3 * kChunkSize + 17, 1);
   ObjectInfo info = Put(content);
   EXPECT_TRUE(info.pinned);
   EXPECT_EQ(info.size, content.size());
@@ -115,7 +108,7 @@ TEST_F(FlatfsStoreTest, AbandonedUploadLeavesNothing) {
   {
     auto writer = store_->NewWriter();
     ASSERT_TRUE(writer.ok());
-    ASSERT_TRUE((*writer)->Write(Content(5 * kChunkSize, 2)).ok());
+    ASSERT_TRUE((*writer)->Write(RandomBytes(5 * kChunkSize, 2)).ok());
   }
   EXPECT_EQ(CountBlockFiles(), 0u);
   EXPECT_TRUE(fs::is_empty(dir_ + "/staging"));
@@ -130,7 +123,7 @@ TEST_F(FlatfsStoreTest, StagingLeftByACrashIsRemovedAtOpen) {
 }
 
 TEST_F(FlatfsStoreTest, AlteredBlockOnDiskIsDataLoss) {
-  std::string content = Content(2 * kChunkSize, 3);
+  std::string content = RandomBytes(2 * kChunkSize, 3);
   ObjectInfo info = Put(content);
   Cid leaf = Cid::Of(Codec::kRaw, content.substr(kChunkSize));
   std::string path = dir_ + "/" + FlatfsStore::BlockPath(leaf);
@@ -146,36 +139,36 @@ TEST_F(FlatfsStoreTest, AlteredBlockOnDiskIsDataLoss) {
 }
 
 TEST_F(FlatfsStoreTest, RemoveRefusesPinnedAndKeepsSharedBlocks) {
-  std::string shared = Content(kChunkSize, 4);
-  ObjectInfo a = Put(shared + Content(kChunkSize, 5));
-  ObjectInfo b = Put(shared + Content(kChunkSize, 6));
+  std::string shared = RandomBytes(kChunkSize, 4);
+  ObjectInfo a = Put(shared + RandomBytes(kChunkSize, 5));
+  ObjectInfo b = Put(shared + RandomBytes(kChunkSize, 6));
   EXPECT_EQ(store_->Remove(a.cid).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(store_->Unpin(a.cid).ok());
   ASSERT_TRUE(store_->Remove(a.cid).ok());
   auto has = store_->Has(a.cid);
   ASSERT_TRUE(has.ok());
   EXPECT_FALSE(*has);
-  EXPECT_EQ(Get(b.cid), shared + Content(kChunkSize, 6));  // the shared chunk survived
-  EXPECT_EQ(CountBlockFiles(), 3u);                        // b's root and two leaves
+  EXPECT_EQ(Get(b.cid), shared + RandomBytes(kChunkSize, 6));  // the shared chunk survived
+  EXPECT_EQ(CountBlockFiles(), 3u);                            // b's root and two leaves
   EXPECT_EQ(store_->Remove(a.cid).code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(FlatfsStoreTest, GarbageCollectionRemovesOnlyUnpinned) {
-  ObjectInfo keep = Put(Content(2 * kChunkSize, 7));
-  ObjectInfo drop = Put(Content(2 * kChunkSize, 8));
+  ObjectInfo keep = Put(RandomBytes(2 * kChunkSize, 7));
+  ObjectInfo drop = Put(RandomBytes(2 * kChunkSize, 8));
   ASSERT_TRUE(store_->Unpin(drop.cid).ok());
   auto report = store_->CollectGarbage();
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->blocks_removed, 3u);
   EXPECT_GT(report->bytes_removed, 2 * kChunkSize);
-  EXPECT_EQ(Get(keep.cid), Content(2 * kChunkSize, 7));
+  EXPECT_EQ(Get(keep.cid), RandomBytes(2 * kChunkSize, 7));
   absl::Status error;
   Get(drop.cid, &error);
   EXPECT_EQ(error.code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(FlatfsStoreTest, PinRequiresEveryBlock) {
-  std::string content = Content(2 * kChunkSize, 9);
+  std::string content = RandomBytes(2 * kChunkSize, 9);
   ObjectInfo info = Put(content);
   ASSERT_TRUE(store_->Unpin(info.cid).ok());
   fs::remove(dir_ + "/" +

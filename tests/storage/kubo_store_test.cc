@@ -3,7 +3,6 @@
 #include "daemon/storage/kubo_store.h"
 
 #include <algorithm>
-#include <random>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -15,6 +14,7 @@
 #include "tests/integration/process_util.h"
 #include "tests/storage/fake_kubo.h"
 #include "tests/storage/ipfs_daemon.h"
+#include "tests/storage/storage_test_util.h"
 
 namespace medvault::storage {
 namespace {
@@ -23,27 +23,6 @@ using integration::IpfsDaemon;
 using ::testing::HasSubstr;
 
 constexpr size_t kPiece = 64 << 10;
-
-std::string Content(size_t size, uint64_t seed) {
-  std::mt19937_64 random(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(random());
-  return out;
-}
-
-class DiscardSink final : public BlockSink {
- public:
-  absl::Status PutBlock(const Cid&, absl::string_view) override { return absl::OkStatus(); }
-};
-
-Cid LocalCid(absl::string_view content) {
-  DiscardSink sink;
-  DagBuilder builder(sink);
-  EXPECT_TRUE(builder.Write(content).ok());
-  absl::StatusOr<Cid> cid = builder.Finish();
-  EXPECT_TRUE(cid.ok()) << cid.status();
-  return *cid;
-}
 
 KuboStoreOptions Options(const std::string& url) {
   KuboStoreOptions options;
@@ -113,10 +92,10 @@ absl::StatusOr<std::unique_ptr<IpfsDaemon>>* KuboStoreTest::node_ = nullptr;
 TEST_F(KuboStoreTest, PutThenGetReturnsTheBytesUnderTheLocalCid) {
   for (size_t size : {size_t{0}, size_t{1}, kChunkSize, size_t{3 * kChunkSize + 7}}) {
     SCOPED_TRACE(size);
-    const std::string content = Content(size, size + 1);
+    const std::string content = RandomBytes(size, size + 1);
     absl::StatusOr<ObjectInfo> info = Put(*store_, content);
     ASSERT_TRUE(info.ok()) << info.status();
-    EXPECT_EQ(info->cid, LocalCid(content));
+    EXPECT_EQ(info->cid, CidOf(content));
     EXPECT_EQ(info->size, size);
     EXPECT_TRUE(info->pinned);
     absl::StatusOr<std::string> back = ReadAll(*store_, info->cid);
@@ -127,7 +106,7 @@ TEST_F(KuboStoreTest, PutThenGetReturnsTheBytesUnderTheLocalCid) {
 
 // Has and Stat see a stored object; an absent one is false / NOT_FOUND.
 TEST_F(KuboStoreTest, HasAndStat) {
-  const std::string content = Content(kChunkSize + 100, 7);
+  const std::string content = RandomBytes(kChunkSize + 100, 7);
   absl::StatusOr<ObjectInfo> info = Put(*store_, content);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(store_->Has(info->cid).value_or(false), true);
@@ -146,7 +125,7 @@ TEST_F(KuboStoreTest, HasAndStat) {
 
 // Unpin and Pin show in Stat and List; doing either twice is no error.
 TEST_F(KuboStoreTest, PinUnpinAndList) {
-  absl::StatusOr<ObjectInfo> info = Put(*store_, Content(2 * kChunkSize, 11));
+  absl::StatusOr<ObjectInfo> info = Put(*store_, RandomBytes(2 * kChunkSize, 11));
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_TRUE(Listed(*store_, info->cid));
 
@@ -167,7 +146,7 @@ TEST_F(KuboStoreTest, PinUnpinAndList) {
 // Remove refuses a pinned object, deletes an unpinned one, and then says
 // NOT_FOUND.
 TEST_F(KuboStoreTest, RemoveOnlyUnpinned) {
-  absl::StatusOr<ObjectInfo> info = Put(*store_, Content(3 * kChunkSize, 13));
+  absl::StatusOr<ObjectInfo> info = Put(*store_, RandomBytes(3 * kChunkSize, 13));
   ASSERT_TRUE(info.ok()) << info.status();
   absl::Status pinned = store_->Remove(info->cid);
   EXPECT_TRUE(absl::IsFailedPrecondition(pinned)) << pinned;
@@ -181,9 +160,9 @@ TEST_F(KuboStoreTest, RemoveOnlyUnpinned) {
 
 // Removing an unpinned object keeps the blocks a pinned object shares.
 TEST_F(KuboStoreTest, RemoveKeepsBlocksOfPinnedObjects) {
-  const std::string shared = Content(kChunkSize, 17);
-  absl::StatusOr<ObjectInfo> kept = Put(*store_, shared + Content(10, 18));
-  absl::StatusOr<ObjectInfo> gone = Put(*store_, shared + Content(20, 19));
+  const std::string shared = RandomBytes(kChunkSize, 17);
+  absl::StatusOr<ObjectInfo> kept = Put(*store_, shared + RandomBytes(10, 18));
+  absl::StatusOr<ObjectInfo> gone = Put(*store_, shared + RandomBytes(20, 19));
   ASSERT_TRUE(kept.ok() && gone.ok());
   ASSERT_TRUE(store_->Unpin(gone->cid).ok());
   absl::Status removed = store_->Remove(gone->cid);
@@ -195,7 +174,7 @@ TEST_F(KuboStoreTest, RemoveKeepsBlocksOfPinnedObjects) {
 
 // GC deletes an unpinned object's blocks and reports them.
 TEST_F(KuboStoreTest, CollectGarbageRemovesUnpinned) {
-  absl::StatusOr<ObjectInfo> info = Put(*store_, Content(2 * kChunkSize + 1, 23));
+  absl::StatusOr<ObjectInfo> info = Put(*store_, RandomBytes(2 * kChunkSize + 1, 23));
   ASSERT_TRUE(info.ok()) << info.status();
   ASSERT_TRUE(store_->Unpin(info->cid).ok());
   absl::StatusOr<GcReport> report = store_->CollectGarbage();
@@ -210,7 +189,7 @@ TEST_F(KuboStoreTest, AbandonedWriterLeavesNoPin) {
   {
     absl::StatusOr<std::unique_ptr<ObjectWriter>> writer = store_->NewWriter();
     ASSERT_TRUE(writer.ok());
-    ASSERT_TRUE((*writer)->Write(Content(kChunkSize * 2, 29)).ok());
+    ASSERT_TRUE((*writer)->Write(RandomBytes(kChunkSize * 2, 29)).ok());
   }
   EXPECT_EQ(store_->List().value().size(), before);
 }
@@ -248,7 +227,7 @@ TEST(KuboStoreNodeDiesTest, KilledMidRequestIsUnavailable) {
   ASSERT_TRUE(store.ok());
 
   // A download first, while the node is alive to serve its start.
-  const std::string content = Content(8 * kChunkSize, 31);
+  const std::string content = RandomBytes(8 * kChunkSize, 31);
   absl::StatusOr<ObjectInfo> info = Put(**store, content);
   ASSERT_TRUE(info.ok()) << info.status();
   absl::StatusOr<std::unique_ptr<ObjectReader>> reader = (*store)->Open(info->cid);
@@ -259,7 +238,7 @@ TEST(KuboStoreNodeDiesTest, KilledMidRequestIsUnavailable) {
   // An upload under way.
   absl::StatusOr<std::unique_ptr<ObjectWriter>> writer = (*store)->NewWriter();
   ASSERT_TRUE(writer.ok());
-  ASSERT_TRUE((*writer)->Write(Content(2 << 20, 37)).ok());
+  ASSERT_TRUE((*writer)->Write(RandomBytes(2 << 20, 37)).ok());
 
   (*node)->Kill();
   const absl::Time killed = absl::Now();
@@ -274,7 +253,7 @@ TEST(KuboStoreNodeDiesTest, KilledMidRequestIsUnavailable) {
   EXPECT_TRUE(absl::IsUnavailable(read)) << read;
 
   absl::Status upload = absl::OkStatus();
-  const std::string more = Content(kPiece, 41);
+  const std::string more = RandomBytes(kPiece, 41);
   for (int i = 0; i < 1024 && upload.ok(); ++i) upload = (*writer)->Write(more);
   if (upload.ok()) upload = (*writer)->Finish().status();
   EXPECT_TRUE(absl::IsUnavailable(upload)) << upload;
@@ -317,7 +296,7 @@ TEST_F(KuboStoreFakeNodeTest, AnotherCidIsRefusedAndUnpinned) {
   EXPECT_TRUE(absl::IsFailedPrecondition(put.status())) << put.status();
   EXPECT_THAT(std::string(put.status().message()), HasSubstr(theirs.ToString()));
   EXPECT_THAT(std::string(put.status().message()),
-              HasSubstr(LocalCid("some bytes of a record").ToString()));
+              HasSubstr(CidOf("some bytes of a record").ToString()));
   EXPECT_TRUE(Requested(absl::StrCat("/api/v0/pin/rm?arg=", theirs.ToString())));
   // The upload asked for exactly the layout medvault computes.
   EXPECT_TRUE(

@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +21,7 @@
 #include "tests/integration/process_util.h"
 #include "tests/integration/test_status.h"
 #include "tests/storage/ipfs_daemon.h"
+#include "tests/storage/storage_test_util.h"
 
 namespace medvault::storage {
 namespace {
@@ -33,22 +33,6 @@ using integration::IpfsDaemon;
 std::string Env(const char* name) {
   const char* value = std::getenv(name);
   return value == nullptr ? "" : value;
-}
-
-std::string Content(size_t size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
-
-std::string ExpectedCid(const std::string& content) {
-  struct Discard : BlockSink {
-    absl::Status PutBlock(const Cid&, absl::string_view) override { return absl::OkStatus(); }
-  } sink;
-  DagBuilder builder(sink);
-  EXPECT_TRUE(builder.Write(content).ok());
-  return builder.Finish()->ToString();
 }
 
 class StorageProcessKuboTest : public ::testing::Test {
@@ -96,8 +80,7 @@ class StorageProcessKuboTest : public ::testing::Test {
       ASSERT_LT(absl::Now(), deadline) << "medvault-storage not SERVING:\n" << Log();
       absl::SleepFor(absl::Milliseconds(50));
     }
-    stub_ = internal::v1::Storage::NewStub(
-        grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()));
+    client_ = std::make_unique<StorageClient>(socket_);
   }
 
   void TearDown() override {
@@ -112,51 +95,27 @@ class StorageProcessKuboTest : public ::testing::Test {
     return integration::ReadWholeFile(dir_ + "/storage.log").value_or("(no log)");
   }
 
-  grpc::Status Put(const std::string& content, internal::v1::PutResponse* response) {
-    grpc::ClientContext context;
-    auto stream = stub_->Put(&context, response);
-    internal::v1::PutRequest request;
-    for (size_t at = 0; at < content.size(); at += 1 << 20) {
-      request.set_data(content.substr(at, 1 << 20));
-      if (!stream->Write(request)) break;
-    }
-    stream->WritesDone();
-    return stream->Finish();
-  }
-
-  grpc::Status Get(const std::string& cid, std::string* content) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-    internal::v1::GetRequest request;
-    request.set_cid(cid);
-    auto stream = stub_->Get(&context, request);
-    internal::v1::GetResponse response;
-    content->clear();
-    while (stream->Read(&response)) *content += response.data();
-    return stream->Finish();
-  }
-
   std::unique_ptr<IpfsDaemon> ipfs_;
   std::string dir_, config_, socket_;
   int log_fd_ = -1;
   pid_t pid_ = -1;
-  std::unique_ptr<internal::v1::Storage::Stub> stub_;
+  std::unique_ptr<StorageClient> client_;
 };
 
 TEST_F(StorageProcessKuboTest, SandboxedProcessKeepsObjectsOnTheNode) {
   grpc::ClientContext info_context;
   internal::v1::GetStoreInfoResponse info;
-  ASSERT_TRUE(stub_->GetStoreInfo(&info_context, {}, &info).ok());
+  ASSERT_TRUE(client_->stub().GetStoreInfo(&info_context, {}, &info).ok());
   EXPECT_EQ(info.backend(), "kubo");
 
-  const std::string content = Content(3 * kChunkSize + 3, 21);
+  const std::string content = RandomBytes(3 * kChunkSize + 3, 21);
   internal::v1::PutResponse put;
-  grpc::Status status = Put(content, &put);
+  grpc::Status status = client_->Put(content, &put);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(put.cid(), ExpectedCid(content));
+  EXPECT_EQ(put.cid(), CidOf(content).ToString());
 
   std::string read;
-  status = Get(put.cid(), &read);
+  status = client_->Get(put.cid(), &read);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_TRUE(read == content);
 
@@ -166,7 +125,7 @@ TEST_F(StorageProcessKuboTest, SandboxedProcessKeepsObjectsOnTheNode) {
   // The node goes away: the call fails as UNAVAILABLE and the process
   // keeps serving.
   ipfs_->Kill();
-  status = Get(put.cid(), &read);
+  status = client_->Get(put.cid(), &read);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
   EXPECT_EQ(CheckHealth(socket_, absl::Seconds(2)).health, Health::kServing);
 }

@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <random>
 
 #include "ipfs/unixfs.pb.h"
+#include "tests/storage/storage_test_util.h"
 
 namespace medvault::storage {
 namespace {
@@ -28,13 +28,6 @@ class MemoryBlocks : public BlockSink, public BlockSource {
  private:
   std::map<std::string, std::string> blocks_;
 };
-
-std::string Content(size_t size, uint32_t seed = 1) {
-  std::mt19937 rng(seed);
-  std::string out(size, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
 
 Cid Build(MemoryBlocks& blocks, absl::string_view content, size_t piece = 100000) {
   DagBuilder builder(blocks);
@@ -63,7 +56,7 @@ std::string ReadAll(BlockSource& source, const Cid& root, absl::Status* error = 
 TEST(UnixFsTest, OneChunkOrLessIsARawBlock) {
   for (size_t size : {size_t{0}, size_t{1}, kChunkSize}) {
     MemoryBlocks blocks;
-    std::string content = Content(size);
+    std::string content = RandomBytes(size, 1);
     Cid root = Build(blocks, content);
     EXPECT_EQ(root.codec(), Codec::kRaw) << size;
     EXPECT_EQ(root, Cid::Of(Codec::kRaw, content));
@@ -74,7 +67,7 @@ TEST(UnixFsTest, OneChunkOrLessIsARawBlock) {
 
 TEST(UnixFsTest, TwoChunksMakeOneNodeWithSizesAndLinksInOrder) {
   MemoryBlocks blocks;
-  std::string content = Content(kChunkSize + 1);
+  std::string content = RandomBytes(kChunkSize + 1, 1);
   Cid root = Build(blocks, content);
   ASSERT_EQ(root.codec(), Codec::kDagPb);
   std::string node = blocks.blocks()[root.ToString()];
@@ -106,7 +99,7 @@ TEST(UnixFsTest, LinksCarryAnEmptyNameLikeKubo) {
 TEST(UnixFsTest, BalancedTreeGrowsALevelAfter174Chunks) {
   {
     MemoryBlocks blocks;
-    std::string content = Content(kMaxLinks * kChunkSize, 2);
+    std::string content = RandomBytes(kMaxLinks * kChunkSize, 2);
     Cid root = Build(blocks, content, 1 << 20);
     auto node = DecodeFileNode(blocks.blocks()[root.ToString()]);
     ASSERT_TRUE(node.ok());
@@ -114,7 +107,7 @@ TEST(UnixFsTest, BalancedTreeGrowsALevelAfter174Chunks) {
     EXPECT_EQ(node->links[0].cid.codec(), Codec::kRaw);
   }
   MemoryBlocks blocks;
-  std::string content = Content(kMaxLinks * kChunkSize + 1, 3);
+  std::string content = RandomBytes(kMaxLinks * kChunkSize + 1, 3);
   Cid root = Build(blocks, content, 1 << 20);
   auto node = DecodeFileNode(blocks.blocks()[root.ToString()]);
   ASSERT_TRUE(node.ok());
@@ -131,7 +124,7 @@ TEST(UnixFsTest, BalancedTreeGrowsALevelAfter174Chunks) {
 
 TEST(UnixFsTest, AlteredBlockIsDataLossAndNotReturned) {
   MemoryBlocks blocks;
-  std::string content = Content(3 * kChunkSize);
+  std::string content = RandomBytes(3 * kChunkSize, 1);
   Cid root = Build(blocks, content);
   Cid second = Cid::Of(Codec::kRaw, content.substr(kChunkSize, kChunkSize));
   blocks.blocks()[second.ToString()][10] ^= 1;
@@ -144,7 +137,7 @@ TEST(UnixFsTest, AlteredBlockIsDataLossAndNotReturned) {
 
 TEST(UnixFsTest, MissingBlockIsNotFound) {
   MemoryBlocks blocks;
-  std::string content = Content(2 * kChunkSize);
+  std::string content = RandomBytes(2 * kChunkSize, 1);
   Cid root = Build(blocks, content);
   blocks.blocks().erase(Cid::Of(Codec::kRaw, content.substr(kChunkSize)).ToString());
   absl::Status error;
