@@ -123,10 +123,12 @@ std::optional<int> WaitForExit(pid_t pid, absl::Duration timeout) {
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   for (;;) {
     int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
+    pid_t reaped = waitpid(pid, &status, WNOHANG);
+    if (reaped == pid) {
       if (pidfd >= 0) close(pidfd);
       return status;
     }
+    if (reaped < 0 && errno == ECHILD) break;  // reaped already, or never ours: nothing to wait for
     absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) break;
     if (pidfd >= 0) {

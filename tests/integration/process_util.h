@@ -48,7 +48,8 @@ struct SpawnOptions {
 absl::StatusOr<pid_t> Spawn(SpawnOptions options);
 
 // Reaps `pid` (a child of the test) if it exits within `timeout`; returns
-// its wait status, or nullopt if it is still running.
+// its wait status, or nullopt if it is still running (or is not a child of
+// the test that is still to be reaped: it never waits for one).
 std::optional<int> WaitForExit(pid_t pid, absl::Duration timeout);
 
 // SIGTERM to a process group, SIGKILL after `grace`; reaps its leader.

@@ -111,19 +111,30 @@ class SignerAnchorTest : public ::testing::Test {
     return std::string(absl::StripAsciiWhitespace(r.output));
   }
 
-  void FindCast() {
-    std::string dir = source_dir_ + "/contracts/node_modules/@foundry-rs/";
-    for (const char* platform : {"cast-linux-amd64", "cast-linux-arm64"}) {
-      std::string path = dir + platform + "/bin/cast";
-      if (access(path.c_str(), X_OK) == 0) cast_ = path;
+  // The platform binary of a Foundry tool (not node_modules/.bin's npm
+  // wrapper, which runs it as a child: stopping the wrapper would kill anvil
+  // while it writes its state file).
+  static std::string FoundryBinary(const std::string& source_dir, const std::string& tool) {
+    std::string dir = source_dir + "/contracts/node_modules/@foundry-rs/";
+    for (const char* arch : {"linux-amd64", "linux-arm64"}) {
+      std::string path = absl::StrCat(dir, tool, "-", arch, "/bin/", tool);
+      if (access(path.c_str(), X_OK) == 0) return path;
     }
-    ASSERT_FALSE(cast_.empty()) << "no cast under " << dir << " (run scripts/install-deps)";
+    return "";
+  }
+
+  void FindCast() {
+    cast_ = FoundryBinary(source_dir_, "cast");
+    ASSERT_FALSE(cast_.empty())
+        << "no cast under contracts/node_modules (run scripts/install-deps)";
   }
 
   // anvil keeps its chain in a state file (written when it stops, read when
   // it starts), so a test can take the chain away and bring it back.
   void StartAnvil() {
-    const std::string anvil = source_dir_ + "/contracts/node_modules/.bin/anvil";
+    const std::string anvil = FoundryBinary(source_dir_, "anvil");
+    ASSERT_FALSE(anvil.empty())
+        << "no anvil under contracts/node_modules (run scripts/install-deps)";
     if (anvil_port_ == 0) {
       absl::StatusOr<int> port = PickFreePort();
       ASSERT_TRUE(port.ok()) << port.status();
@@ -146,7 +157,9 @@ class SignerAnchorTest : public ::testing::Test {
                                 absl::Seconds(2));
       if (reply.ok() && absl::StrContains(*reply, "\"0x7a69\"")) return;
       ASSERT_LT(absl::Now(), deadline) << "anvil did not answer on port " << anvil_port_;
-      ASSERT_FALSE(WaitForExit(anvil_pid_, kPollInterval).has_value()) << "anvil exited";
+      std::optional<int> exited = WaitForExit(anvil_pid_, kPollInterval);
+      if (exited.has_value()) anvil_pid_ = 0;  // reaped: nothing for TearDown to stop
+      ASSERT_FALSE(exited.has_value()) << "anvil exited: " << supervisor::DescribeExit(*exited);
     }
   }
 
