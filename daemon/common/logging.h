@@ -33,7 +33,10 @@ struct Field {
   Field(absl::string_view k, long long v) : key(k), value(std::to_string(v)) {}
   Field(absl::string_view k, unsigned long long v) : key(k), value(std::to_string(v)) {}
   Field(absl::string_view k, bool v) : key(k), value(v ? "true" : "false") {}
-  Field(absl::string_view k, const absl::Status& s) : key(k), value(s.ToString()) {}
+  // Without payloads: a google.rpc.BadRequest (field_error.h) only repeats
+  // the message, in binary.
+  Field(absl::string_view k, const absl::Status& s)
+      : key(k), value(s.ToString(absl::StatusToStringMode::kWithNoExtraData)) {}
   absl::string_view key;
   std::string value;
 };

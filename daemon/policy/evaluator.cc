@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/common/field_error.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/policy/policy_loader.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -31,14 +32,10 @@ class Facts {
   std::vector<Fact> values_;
 };
 
-absl::Status Bad(absl::string_view field, absl::string_view message) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", message));
-}
-
 absl::Status ToFact(const CompiledPolicy& p, const AttributeInfo& a, const v1::Value& v,
                     absl::string_view field, Fact* f) {
   auto want = [&](absl::string_view kind) {
-    return Bad(field, absl::StrCat(a.name, " is ", kind));
+    return InvalidField(field, absl::StrCat(a.name, " is ", kind));
   };
   switch (a.type) {
     case AttributeDef::BOOL:
@@ -59,8 +56,9 @@ absl::Status ToFact(const CompiledPolicy& p, const AttributeInfo& a, const v1::V
       const EnumInfo& e = p.enums[a.enum_id];
       auto it = e.index.find(v.string_value());
       if (it == e.index.end()) {
-        return Bad(field, absl::StrCat("unknown ", a.name, " value \"", v.string_value(),
-                                       "\" (expected one of ", absl::StrJoin(e.values, ", "), ")"));
+        return InvalidField(
+            field, absl::StrCat("unknown ", a.name, " value \"", v.string_value(),
+                                "\" (expected one of ", absl::StrJoin(e.values, ", "), ")"));
       }
       f->num = it->second;
       break;
@@ -68,7 +66,7 @@ absl::Status ToFact(const CompiledPolicy& p, const AttributeInfo& a, const v1::V
     case AttributeDef::TIME: {
       if (v.kind_case() != v1::Value::kStringValue) return want("TIME: expected string_value");
       auto t = ParseRfc3339(v.string_value());
-      if (!t.ok()) return Bad(field, t.status().message());
+      if (!t.ok()) return InvalidField(field, t.status().message());
       f->num = absl::ToUnixMicros(*t);
       break;
     }
@@ -78,7 +76,7 @@ absl::Status ToFact(const CompiledPolicy& p, const AttributeInfo& a, const v1::V
       for (const std::string& s : v.list_value().values()) {
         auto it = e.index.find(s);
         if (it == e.index.end()) {
-          return Bad(field, absl::StrCat("unknown ", e.name, " value \"", s, "\""));
+          return InvalidField(field, absl::StrCat("unknown ", e.name, " value \"", s, "\""));
         }
         f->nums.push_back(it->second);
       }
@@ -93,7 +91,7 @@ absl::Status ToFact(const CompiledPolicy& p, const AttributeInfo& a, const v1::V
       f->strs.erase(std::unique(f->strs.begin(), f->strs.end()), f->strs.end());
       break;
     default:
-      return Bad(field, "cannot be given in a request");
+      return InvalidField(field, "cannot be given in a request");
   }
   f->present = true;
   return absl::OkStatus();
@@ -106,33 +104,37 @@ struct Compiled {
 
 absl::Status CompileRequest(const CompiledPolicy& p, const v1::Request& r, Compiled* c,
                             Facts* facts) {
-  if (r.action().empty()) return Bad("action", "required");
+  if (r.action().empty()) return InvalidField("action", "required");
   auto a = p.action_ids.find(r.action());
-  if (a == p.action_ids.end()) return Bad("action", absl::StrCat("unknown action \"", r.action(), "\""));
+  if (a == p.action_ids.end()) {
+    return InvalidField("action", absl::StrCat("unknown action \"", r.action(), "\""));
+  }
   c->action = a->second;
-  if (r.role().empty()) return Bad("role", "required");
+  if (r.role().empty()) return InvalidField("role", "required");
   auto role = p.role_ids.find(r.role());
-  if (role == p.role_ids.end()) return Bad("role", absl::StrCat("unknown role \"", r.role(), "\""));
+  if (role == p.role_ids.end()) {
+    return InvalidField("role", absl::StrCat("unknown role \"", r.role(), "\""));
+  }
   c->role = role->second;
-  if (r.time().empty()) return Bad("time", "required");
+  if (r.time().empty()) return InvalidField("time", "required");
   auto t = ParseRfc3339(r.time());
-  if (!t.ok()) return Bad("time", t.status().message());
+  if (!t.ok()) return InvalidField("time", t.status().message());
   Fact& time = facts->Mutable(p.time_attr);
   time.present = true;
   time.num = absl::ToUnixMicros(*t);
   for (const auto& [name, value] : r.facts()) {
     std::string field = absl::StrCat("facts[\"", absl::CHexEscape(name), "\"]");
     auto it = p.attribute_ids.find(name);
-    if (it == p.attribute_ids.end()) return Bad(field, "unknown attribute");
+    if (it == p.attribute_ids.end()) return InvalidField(field, "unknown attribute");
     const AttributeInfo& info = p.attributes[it->second];
-    if (it->second == p.time_attr) return Bad(field, "is the request's time field");
-    if (info.constant) return Bad(field, "a constant of the bundle, not a fact");
+    if (it->second == p.time_attr) return InvalidField(field, "is the request's time field");
+    if (info.constant) return InvalidField(field, "a constant of the bundle, not a fact");
     RETURN_IF_ERROR(ToFact(p, info, value, field, &facts->Mutable(it->second)));
   }
   for (int attr : p.actions[c->action].required) {
     if (!facts->Get(attr).present) {
-      return Bad(absl::StrCat("facts[\"", p.attributes[attr].name, "\"]"),
-                 absl::StrCat("required for ", r.action()));
+      return InvalidField(absl::StrCat("facts[\"", p.attributes[attr].name, "\"]"),
+                          absl::StrCat("required for ", r.action()));
     }
   }
   return absl::OkStatus();

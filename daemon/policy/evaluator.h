@@ -7,8 +7,11 @@
 //
 // Errors: INVALID_ARGUMENT naming the field for a malformed request (no or
 // unknown action or role, a bad time, a fact with an unknown name, of the
-// wrong type, a constant of the bundle, or a missing required fact). A
-// well-formed request always gets a decision; nothing matching is a deny.
+// wrong type, a constant of the bundle, or a missing required fact), as
+// "<field>: <why>" and as a google.rpc.BadRequest (daemon/common/
+// field_error.h) whose paths are relative to the Request ("action",
+// "facts[\"patient.id\"]"). A well-formed request always gets a decision;
+// nothing matching is a deny.
 #ifndef MEDVAULT_DAEMON_POLICY_EVALUATOR_H_
 #define MEDVAULT_DAEMON_POLICY_EVALUATOR_H_
 

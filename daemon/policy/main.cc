@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/common/field_error.h"
 #include "daemon/common/grpc_status.h"
 #include "daemon/common/logging.h"
 #include "daemon/common/service_main.h"
@@ -34,6 +35,13 @@ SyscallPolicy PolicyPolicy() {
 grpc::Status NoBundle() {
   return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                       "no policy bundle is loaded: every decision is a deny");
+}
+
+// The evaluator names fields of the policy Request ("action"); the RPCs
+// carry it as their field `request`, and BadRequest paths start at the RPC's
+// message ("request.action").
+grpc::Status RequestError(const absl::Status& status) {
+  return ToGrpcStatus(WithFieldPrefix(status, "request"));
 }
 
 class PolicyService : public Guardable<internal::v1::Policy::Service> {
@@ -64,7 +72,7 @@ class PolicyService : public Guardable<internal::v1::Policy::Service> {
     auto policy = engine_ != nullptr ? engine_->Current() : nullptr;
     if (policy == nullptr) return NoBundle();
     auto decision = policy::Evaluate(*policy, request->request());
-    if (!decision.ok()) return ToGrpcStatus(decision.status());
+    if (!decision.ok()) return RequestError(decision.status());
     LogDecision(*decision);
     *response->mutable_decision() = *std::move(decision);
     return grpc::Status::OK;
@@ -76,7 +84,7 @@ class PolicyService : public Guardable<internal::v1::Policy::Service> {
     if (policy == nullptr) return NoBundle();
     std::vector<v1::RuleTrace> traces;
     auto decision = policy::Explain(*policy, request->request(), &traces);
-    if (!decision.ok()) return ToGrpcStatus(decision.status());
+    if (!decision.ok()) return RequestError(decision.status());
     *response->mutable_decision() = *std::move(decision);
     for (auto& t : traces) *response->add_rules() = std::move(t);
     return grpc::Status::OK;
@@ -85,7 +93,9 @@ class PolicyService : public Guardable<internal::v1::Policy::Service> {
   grpc::Status Reload(grpc::ServerContext*, const internal::v1::ReloadRequest*,
                       internal::v1::ReloadResponse* response) override {
     auto result = ReloadNow();
-    if (!result.ok()) return ToGrpcStatus(result.status());
+    // A bundle that does not compile is INVALID_ARGUMENT, but its errors
+    // ("bundle: no rules") name no field of ReloadRequest.
+    if (!result.ok()) return ToGrpcStatus(WithoutFieldViolations(result.status()));
     response->set_changed(result->changed);
     response->set_bundle_version(result->policy->version);
     response->set_bundle_hash(result->policy->bundle_hash_hex);

@@ -20,6 +20,7 @@
 namespace medvault::integration {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using policy_fleet = Fleet;
 
@@ -139,18 +140,21 @@ TEST_F(policy_fleet, EvaluatesOverTheSocketAndNamesBadFields) {
   EXPECT_THAT(response.decision().rule_ids(), ::testing::Contains("licence.suspended_or_revoked"));
 
   // Malformed requests are refused, not decided, and the message names
-  // what was wrong.
+  // what was wrong; so do the google.rpc.BadRequest details, with paths in
+  // EvaluateRequest.
   policy::v1::Request unknown_action = request;
   unknown_action.set_action("record.teleport");
   status = Evaluate(socket_path(Role::kPolicy), unknown_action, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("record.teleport"));
+  EXPECT_THAT(BadRequestFields(status), ElementsAre("request.action"));
 
   policy::v1::Request unknown_fact = request;
   (*unknown_fact.mutable_facts())["patient.shoe_size"].set_string_value("42");
   status = Evaluate(socket_path(Role::kPolicy), unknown_fact, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("patient.shoe_size"));
+  EXPECT_THAT(BadRequestFields(status), ElementsAre("request.facts[\"patient.shoe_size\"]"));
 }
 
 }  // namespace

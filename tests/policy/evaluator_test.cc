@@ -2,6 +2,7 @@
 // ids, explanations, and malformed requests refused by field.
 #include "daemon/policy/evaluator.h"
 
+#include "daemon/common/field_error.h"
 #include "daemon/policy/bundle.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -160,6 +161,25 @@ TEST(EvaluatorTest, MalformedRequestsNameTheField) {
     EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument) << c.message;
     EXPECT_THAT(d.status().message(), HasSubstr(c.message));
   }
+}
+
+// A refused request also names the field as a google.rpc.BadRequest, map
+// keys included, for clients that do not parse messages.
+TEST(EvaluatorTest, MalformedRequestsCarryBadRequest) {
+  v1::Request r = BreakGlass();
+  r.mutable_facts()->erase("patient.id");
+  auto d = Evaluate(*Bundle(), r);
+  std::optional<google::rpc::BadRequest> bad = BadRequestOf(d.status());
+  ASSERT_TRUE(bad.has_value()) << d.status();
+  ASSERT_EQ(bad->field_violations_size(), 1);
+  EXPECT_EQ(bad->field_violations(0).field(), "facts[\"patient.id\"]");
+  EXPECT_EQ(bad->field_violations(0).description(), "required for record.read_emergency");
+
+  r = BreakGlass();
+  r.set_role("GOD");
+  bad = BadRequestOf(Evaluate(*Bundle(), r).status());
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->field_violations(0).field(), "role");
 }
 
 // Times far apart do not overflow the age arithmetic.
