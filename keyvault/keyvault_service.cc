@@ -17,8 +17,10 @@ keyvault::DataKeyContext FromProto(const DataKeyContext& c) {
   return {c.patient_id(), c.record_id(), c.purpose()};
 }
 
+// "field: problem" as INVALID_ARGUMENT, with a google.rpc.BadRequest naming
+// the field (grpc_status.h).
 grpc::Status Invalid(absl::string_view message) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(message));
+  return ToGrpcStatus(absl::InvalidArgumentError(message));
 }
 
 void SetKey(const SecretData& key, std::string* field) {
@@ -27,28 +29,44 @@ void SetKey(const SecretData& key, std::string* field) {
 
 }  // namespace
 
-KeyVaultService::KeyVaultService(Pkcs11Token* token, KeyHierarchy* keys, DatabaseKeyOwners owners)
+// What a keyvault without the regulator's key answers when asked for it.
+constexpr char kNoRegulatorKey[] =
+    "this keyvault does not hold the regulator's chain key (keyvault.hold_regulator_key is "
+    "false; the regulator signs with its own HSM)";
+
+KeyVaultService::KeyVaultService(Pkcs11Token* token, KeyHierarchy* keys, DatabaseKeyOwners owners,
+                                 bool hold_regulator_key)
     : token_(token),
       keys_(keys),
       owners_(std::move(owners)),
+      hold_regulator_key_(hold_regulator_key),
       chain_(absl::FailedPreconditionError("chain key not loaded")),
+      regulator_(absl::FailedPreconditionError(kNoRegulatorKey)),
       log_(absl::FailedPreconditionError("log key not loaded")) {}
 
 void KeyVaultService::LoadSigningKeys() {
   auto chain = ChainKey::Load(*token_);
   auto log = LogKey::Load(*token_);
+  absl::StatusOr<std::unique_ptr<ChainKey>> regulator =
+      hold_regulator_key_ ? ChainKey::Load(*token_, ChainKeyRole::kRegulator)
+                          : absl::FailedPreconditionError(kNoRegulatorKey);
   for (const absl::Status& s : {chain.status(), log.status()}) {
     if (!s.ok()) log::Warn("key.unavailable", {{"error", s}});
+  }
+  if (hold_regulator_key_ && !regulator.ok()) {
+    log::Warn("key.unavailable", {{"error", regulator.status()}});
   }
   absl::MutexLock lock(&mu_);
   chain_ = std::move(chain);
   log_ = std::move(log);
+  regulator_ = std::move(regulator);
 }
 
-absl::StatusOr<const ChainKey*> KeyVaultService::Chain() {
+absl::StatusOr<const ChainKey*> KeyVaultService::Chain(internal::v1::ChainKeyName name) {
   absl::MutexLock lock(&mu_);
-  if (!chain_.ok()) return chain_.status();
-  return chain_->get();
+  const auto& key = name == internal::v1::CHAIN_KEY_REGULATOR ? regulator_ : chain_;
+  if (!key.ok()) return key.status();
+  return key->get();
 }
 
 absl::StatusOr<const LogKey*> KeyVaultService::Log() {
@@ -64,6 +82,10 @@ absl::StatusOr<std::vector<std::string>> KeyVaultService::InitializeMissing() {
   ASSIGN_OR_RETURN(std::vector<std::string> created, keys_->InitializeMissing(names));
   ASSIGN_OR_RETURN(bool chain_created, ChainKey::Create(*token_));
   if (chain_created) created.push_back(ChainKey::kLabel);
+  if (hold_regulator_key_) {
+    ASSIGN_OR_RETURN(bool regulator_created, ChainKey::Create(*token_, ChainKeyRole::kRegulator));
+    if (regulator_created) created.push_back(ChainKey::kRegulatorLabel);
+  }
   ASSIGN_OR_RETURN(bool log_created, LogKey::Create(*token_));
   if (log_created) created.push_back(LogKey::kLabel);
   LoadSigningKeys();
@@ -170,7 +192,8 @@ grpc::Status KeyVaultService::SignDigest(grpc::ServerContext*,
                                          const internal::v1::SignDigestRequest* request,
                                          internal::v1::SignDigestResponse* response) {
   if (request->digest().size() != 32) return Invalid("digest: must be exactly 32 bytes");
-  auto chain = Chain();
+  if (!internal::v1::ChainKeyName_IsValid(request->key())) return Invalid("key: unknown chain key");
+  auto chain = Chain(request->key());
   if (!chain.ok()) return ToGrpcStatus(chain.status());
   auto signature = (*chain)->SignDigest(request->digest());
   if (!signature.ok()) return ToGrpcStatus(signature.status());
@@ -180,10 +203,11 @@ grpc::Status KeyVaultService::SignDigest(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status KeyVaultService::GetChainPublicKey(grpc::ServerContext*,
-                                                const internal::v1::GetChainPublicKeyRequest*,
-                                                internal::v1::GetChainPublicKeyResponse* response) {
-  auto chain = Chain();
+grpc::Status KeyVaultService::GetChainPublicKey(
+    grpc::ServerContext*, const internal::v1::GetChainPublicKeyRequest* request,
+    internal::v1::GetChainPublicKeyResponse* response) {
+  if (!internal::v1::ChainKeyName_IsValid(request->key())) return Invalid("key: unknown chain key");
+  auto chain = Chain(request->key());
   if (!chain.ok()) return ToGrpcStatus(chain.status());
   response->set_public_key((*chain)->public_key().data(), (*chain)->public_key().size());
   response->set_address((*chain)->address());

@@ -27,10 +27,14 @@ class KeyVaultService : public Guardable<internal::v1::KeyVault::Service> {
  public:
   // Everything must outlive the service. Call InitializeMissing() or
   // LoadSigningKeys() before serving.
-  KeyVaultService(Pkcs11Token* token, KeyHierarchy* keys, DatabaseKeyOwners owners);
+  // `hold_regulator_key` (development only, keyvault.hold_regulator_key):
+  // the regulator's chain key is created and used too.
+  KeyVaultService(Pkcs11Token* token, KeyHierarchy* keys, DatabaseKeyOwners owners,
+                  bool hold_regulator_key = false);
 
-  // Loads the chain and log keys from the token; a key that cannot be
-  // loaded is logged and its methods answer with the reason.
+  // Loads the chain and log keys (and the regulator key where held) from the
+  // token; a key that cannot be loaded is logged and its methods answer
+  // with the reason.
   void LoadSigningKeys();
 
   // The credentials of the internal server's connections; set once before
@@ -71,18 +75,20 @@ class KeyVaultService : public Guardable<internal::v1::KeyVault::Service> {
                                  internal::v1::UnwrapDatabaseKeyResponse*) override;
 
  private:
-  absl::StatusOr<const ChainKey*> Chain();
+  absl::StatusOr<const ChainKey*> Chain(internal::v1::ChainKeyName name);
   absl::StatusOr<const LogKey*> Log();
 
   Pkcs11Token* const token_;
   KeyHierarchy* const keys_;
   const DatabaseKeyOwners owners_;
   const PeerRegistry* peers_ = nullptr;
+  const bool hold_regulator_key_;
 
   absl::Mutex mu_;
   // A key, or why it could not be loaded (not initialised, wrong curve,
   // extractable, ...): the reason is what callers are told.
   absl::StatusOr<std::unique_ptr<ChainKey>> chain_ ABSL_GUARDED_BY(mu_);
+  absl::StatusOr<std::unique_ptr<ChainKey>> regulator_ ABSL_GUARDED_BY(mu_);
   absl::StatusOr<std::unique_ptr<LogKey>> log_ ABSL_GUARDED_BY(mu_);
 };
 

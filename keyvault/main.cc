@@ -69,6 +69,11 @@ class KeyvaultProcess : public ServiceProcess {
     state_dir_ = config.keyvault().state_dir();
     patient_key_cache_ = config.keyvault().patient_key_cache();
     initialize_missing_keys_ = config.keyvault().initialize_missing_keys();
+    hold_regulator_key_ = config.keyvault().hold_regulator_key();
+    if (hold_regulator_key_) {
+      log::Warn("keyvault.regulator_key_held",
+                {{"note", "development only: this keyvault signs as the regulator"}});
+    }
     return absl::OkStatus();
   }
 
@@ -78,7 +83,8 @@ class KeyvaultProcess : public ServiceProcess {
   // the patient store are files that user must own.
   absl::Status Register(InternalServer& internal) override {
     ASSIGN_OR_RETURN(keys_, KeyHierarchy::Open(*token_, {state_dir_, patient_key_cache_}));
-    service_ = std::make_unique<KeyVaultService>(token_.get(), keys_.get(), owners_);
+    service_ =
+        std::make_unique<KeyVaultService>(token_.get(), keys_.get(), owners_, hold_regulator_key_);
     if (initialize_missing_keys_) {
       ASSIGN_OR_RETURN(std::vector<std::string> created, service_->InitializeMissing());
       log::Info("keys.ready", {{"created", static_cast<uint64_t>(created.size())},
@@ -100,6 +106,7 @@ class KeyvaultProcess : public ServiceProcess {
   std::string state_dir_;
   size_t patient_key_cache_ = 0;
   bool initialize_missing_keys_ = false;
+  bool hold_regulator_key_ = false;
   std::unique_ptr<Pkcs11Token> token_;
   std::unique_ptr<KeyHierarchy> keys_;
   std::unique_ptr<KeyVaultService> service_;

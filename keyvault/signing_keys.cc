@@ -54,8 +54,15 @@ constexpr char kPrime256v1Oid[] =
 
 const KeySpec kChainSpec{"chain", ChainKey::kLabel, ChainKey::kId, "secp256k1",
                          absl::string_view(kSecp256k1Oid, sizeof(kSecp256k1Oid) - 1)};
+const KeySpec kRegulatorSpec{"regulator chain", ChainKey::kRegulatorLabel, ChainKey::kRegulatorId,
+                             "secp256k1",
+                             absl::string_view(kSecp256k1Oid, sizeof(kSecp256k1Oid) - 1)};
 const KeySpec kLogSpec{"log", LogKey::kLabel, LogKey::kId, "P-256",
                        absl::string_view(kPrime256v1Oid, sizeof(kPrime256v1Oid) - 1)};
+
+const KeySpec& ChainSpec(ChainKeyRole role) {
+  return role == ChainKeyRole::kRegulator ? kRegulatorSpec : kChainSpec;
+}
 
 // Room for a 64-byte r||s or a DER signature (at most 72 bytes on a 256-bit
 // curve) in one C_Sign call.
@@ -540,23 +547,23 @@ ChainKey::ChainKey(std::unique_ptr<TokenKeyPair> pair, const std::array<uint8_t,
 
 ChainKey::~ChainKey() { secp256k1_context_destroy(context_); }
 
-absl::StatusOr<std::unique_ptr<ChainKey>> ChainKey::Load(Pkcs11Token& token) {
+absl::StatusOr<std::unique_ptr<ChainKey>> ChainKey::Load(Pkcs11Token& token, ChainKeyRole role) {
+  const KeySpec& spec = ChainSpec(role);
   std::array<uint8_t, 65> point{};
-  ASSIGN_OR_RETURN(std::unique_ptr<TokenKeyPair> pair,
-                   TokenKeyPair::Load(token, kChainSpec, &point));
+  ASSIGN_OR_RETURN(std::unique_ptr<TokenKeyPair> pair, TokenKeyPair::Load(token, spec, &point));
   // SECP256K1_CONTEXT_NONE serves verification and recovery from 0.2.0 on.
   secp256k1_context* context = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
   if (context == nullptr) return absl::InternalError("secp256k1_context_create failed");
   std::unique_ptr<ChainKey> key(new ChainKey(std::move(pair), point, context));
   secp256k1_pubkey pubkey;
   if (!ParseSecp256k1(context, point, &pubkey)) {
-    return Unfit(kChainSpec, "public point is not on secp256k1");
+    return Unfit(spec, "public point is not on secp256k1");
   }
   return key;
 }
 
-absl::StatusOr<bool> ChainKey::Create(Pkcs11Token& token) {
-  return TokenKeyPair::Create(token, kChainSpec);
+absl::StatusOr<bool> ChainKey::Create(Pkcs11Token& token, ChainKeyRole role) {
+  return TokenKeyPair::Create(token, ChainSpec(role));
 }
 
 absl::StatusOr<EthSignature> ChainKey::SignDigest(absl::string_view digest32) const {

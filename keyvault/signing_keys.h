@@ -1,9 +1,11 @@
-// The deployment's two asymmetric signing keys, both EC key pairs generated
-// inside the HSM and used through a Pkcs11Token:
+// The deployment's asymmetric signing keys, EC key pairs generated inside
+// the HSM and used through a Pkcs11Token:
 //
 //   ChainKey  the chain operator key, secp256k1, label "medvault-chain-v1",
 //             id "chain/1". Signs 32-byte digests the Ethereum way: low-s,
-//             with a recovery id.
+//             with a recovery id. In development a second ChainKey, the
+//             regulator's (label "medvault-regulator-v1", id
+//             "regulator/1"), lets one machine play the regulator.
 //   LogKey    the log signing key, ECDSA P-256, label "medvault-log-v1",
 //             id "log/1". Signs messages (SHA-256) for signed tree heads.
 //
@@ -63,27 +65,37 @@ absl::StatusOr<std::array<uint8_t, 65>> ParseEcPoint(absl::string_view ec_point)
 // modules return. INVALID_ARGUMENT for anything else.
 absl::StatusOr<std::array<uint8_t, 64>> ParseEcdsaSignature(absl::string_view signature);
 
-// The chain operator key. Thread-safe: SignDigest may run on many threads at
-// once (each call borrows its own session from the token). The token must
-// outlive the key.
+// Which secp256k1 key pair a ChainKey is.
+enum class ChainKeyRole {
+  kOperator,   // the data centre's: anchors, deploys the contracts
+  kRegulator,  // the regulator's: licences and policy publications
+};
+
+// A chain key (the operator's unless another role is named). Thread-safe: SignDigest may run on
+// many threads at once (each call borrows its own session from the token). The token must outlive
+// the key.
 class ChainKey {
  public:
   static constexpr char kLabel[] = "medvault-chain-v1";
   static constexpr char kId[] = "chain/1";
+  static constexpr char kRegulatorLabel[] = "medvault-regulator-v1";
+  static constexpr char kRegulatorId[] = "regulator/1";
 
   // Finds the key pair and reads its public point. FAILED_PRECONDITION "chain
   // key not initialised" when there is no such pair, and FAILED_PRECONDITION
   // when what is there is not fit for use: half a pair, several pairs, another
   // curve, or a private key that is extractable or not sensitive. Token
   // failures as CkrStatus.
-  static absl::StatusOr<std::unique_ptr<ChainKey>> Load(Pkcs11Token& token);
+  static absl::StatusOr<std::unique_ptr<ChainKey>> Load(
+      Pkcs11Token& token, ChainKeyRole role = ChainKeyRole::kOperator);
 
   // Generates the key pair on the token unless it exists. Returns true if
   // it generated it, false if a pair was already there. FAILED_PRECONDITION
   // if only half a pair (or more than one) exists: that needs an operator,
   // not a second key. Serialised with other object creation through
   // token.ObjectLock().
-  static absl::StatusOr<bool> Create(Pkcs11Token& token);
+  static absl::StatusOr<bool> Create(Pkcs11Token& token,
+                                     ChainKeyRole role = ChainKeyRole::kOperator);
 
   ~ChainKey();
   ChainKey(const ChainKey&) = delete;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -274,6 +275,18 @@ class Validator {
       Fail("signer.anchor_contract",
            absl::StrCat("must be 0x and 40 hex digits, got \"", contract, "\""));
     }
+    for (const auto& [field, address] :
+         {std::pair{"licence_registry", &config_.signer().licence_registry()},
+          {"policy_registry", &config_.signer().policy_registry()}}) {
+      if (!address->empty() && !is_address(*address)) {
+        Fail(absl::StrCat("signer.", field),
+             absl::StrCat("must be 0x and 40 hex digits, got \"", *address, "\""));
+      }
+    }
+    // The indexer follows whichever contracts are set; its database and the
+    // outbox live in state_dir.
+    const bool any_contract = !contract.empty() || !config_.signer().licence_registry().empty() ||
+                              !config_.signer().policy_registry().empty();
     if (config_.signer().confirmations() > 1000) {
       Fail("signer.confirmations", "must be at most 1000");
     }
@@ -294,7 +307,12 @@ class Validator {
     if (!config_.signer().state_dir().empty()) {
       RequireAbsolute("signer.state_dir", config_.signer().state_dir());
     } else if (!contract.empty()) {
-      Fail("signer.state_dir", "required when anchor_contract is set (the outbox lives there)");
+      Fail("signer.state_dir",
+           "required when anchor_contract is set (the outbox and the event index live there)");
+    } else if (any_contract) {
+      Fail("signer.state_dir",
+           "required when licence_registry or policy_registry is set (the event index lives "
+           "there)");
     }
     if (config_.signer().outbox_capacity() > 10000000) {
       Fail("signer.outbox_capacity", "must be at most 10000000");
@@ -302,6 +320,14 @@ class Validator {
     const uint32_t bump = config_.signer().fee_bump_after_ms();
     if (bump != 0 && (bump < 1000 || bump > 3600000)) {
       Fail("signer.fee_bump_after_ms", "must be from 1000 to 3600000");
+    }
+    // 0 takes the default (ApplyDefaults).
+    const uint32_t poll = config_.signer().index_poll_ms();
+    if (poll != 0 && (poll < 100 || poll > 600000)) {
+      Fail("signer.index_poll_ms", "must be from 100 to 600000");
+    }
+    if (config_.signer().index_batch_blocks() > 100000) {
+      Fail("signer.index_batch_blocks", "must be from 1 to 100000");
     }
   }
 
@@ -368,6 +394,8 @@ void ApplyDefaults(Config& config) {
   if (signer->receipt_timeout_ms() == 0) signer->set_receipt_timeout_ms(120000);
   if (signer->outbox_capacity() == 0) signer->set_outbox_capacity(10000);
   if (signer->fee_bump_after_ms() == 0) signer->set_fee_bump_after_ms(60000);
+  if (signer->index_poll_ms() == 0) signer->set_index_poll_ms(2000);
+  if (signer->index_batch_blocks() == 0) signer->set_index_batch_blocks(2000);
 }
 
 }  // namespace

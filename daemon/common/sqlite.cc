@@ -1,8 +1,81 @@
 #include "daemon/common/sqlite.h"
 
+#include <openssl/crypto.h>
+
 #include "absl/strings/str_cat.h"
 
 namespace medvault {
+
+absl::StatusOr<sqlite3*> SqliteOpenEncrypted(const std::string& path, const SecretData& key,
+                                             absl::string_view owner) {
+  if (key.size() != 32) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(owner, ": the database key must be 32 bytes, got ", key.size()));
+  }
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_close(db);
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open ", owner, " ", path, ": ", sqlite3_errstr(rc)));
+  }
+  std::string pragma = "PRAGMA key = \"x'";
+  pragma.reserve(pragma.size() + 2 * key.size() + 2);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (size_t i = 0; i < key.size(); ++i) {
+    pragma.push_back(kDigits[key.data()[i] >> 4]);
+    pragma.push_back(kDigits[key.data()[i] & 0xf]);
+  }
+  pragma.append("'\"");
+  rc = sqlite3_exec(db, pragma.c_str(), nullptr, nullptr, nullptr);
+  OPENSSL_cleanse(pragma.data(), pragma.size());
+  if (rc != SQLITE_OK) {
+    sqlite3_close(db);
+    return absl::FailedPreconditionError(absl::StrCat(owner, ": PRAGMA key failed"));
+  }
+  // The first read decrypts page 1.
+  if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) !=
+      SQLITE_OK) {
+    absl::Status s = absl::FailedPreconditionError(
+        absl::StrCat(owner, " ", path,
+                     ": cannot be read with its database key (another key, or not this kind of "
+                     "database): ",
+                     sqlite3_errmsg(db)));
+    sqlite3_close(db);
+    return s;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+absl::Status SqliteTransaction(sqlite3* db, absl::string_view owner,
+                               absl::FunctionRef<absl::Status()> body) {
+  if (absl::Status begun = SqliteExec(db, owner, "BEGIN IMMEDIATE"); !begun.ok()) return begun;
+  absl::Status result = body();
+  if (!result.ok()) {
+    SqliteExec(db, owner, "ROLLBACK").IgnoreError();
+    return result;
+  }
+  return SqliteExec(db, owner, "COMMIT");
+}
+
+absl::Status SqliteEnsureSchema(sqlite3* db, absl::string_view owner, int64_t version,
+                                const char* schema) {
+  int64_t found = 0;
+  {  // finalised before the schema's transaction
+    SqliteStatement query(db, owner, "PRAGMA user_version");
+    if (!query.status().ok()) return query.status();
+    if (absl::Status stepped = query.Step().status(); !stepped.ok()) return stepped;
+    found = query.Int(0);
+  }
+  if (found > version) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        owner, " has schema version ", found, ", newer than this program's (", version, ")"));
+  }
+  if (found > 0) return absl::OkStatus();
+  return SqliteTransaction(db, owner, [&] { return SqliteExec(db, owner, schema); });
+}
 
 absl::Status SqliteError(sqlite3* db, absl::string_view owner, absl::string_view what) {
   return absl::InternalError(absl::StrCat(owner, ": ", what, ": ", sqlite3_errmsg(db)));

@@ -11,11 +11,33 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "daemon/common/secret.h"
 
 namespace medvault {
+
+// Opens (creating it if missing) the SQLCipher database at `path`, keyed
+// with a raw 256-bit key (PRAGMA key = "x'..'": no PBKDF2, the key comes
+// from the keyvault), and reads page 1 so that a wrong key, or a file that
+// is not such a database, fails here. FAILED_PRECONDITION naming `owner`
+// and the path otherwise; the key never appears in a message, and the
+// statement text that held it is wiped. The caller owns the connection.
+absl::StatusOr<sqlite3*> SqliteOpenEncrypted(const std::string& path, const SecretData& key,
+                                             absl::string_view owner);
+
+// Versioned schemas (PRAGMA user_version): a new database (version 0) gets
+// `schema` (which sets user_version itself) in one transaction; a database
+// newer than `version` is refused with FAILED_PRECONDITION, never
+// downgraded. Older versions are left to the caller's migrations.
+absl::Status SqliteEnsureSchema(sqlite3* db, absl::string_view owner, int64_t version,
+                                const char* schema);
+
+// Runs `body` between BEGIN IMMEDIATE and COMMIT; ROLLBACK and its error
+// when it fails.
+absl::Status SqliteTransaction(sqlite3* db, absl::string_view owner,
+                               absl::FunctionRef<absl::Status()> body);
 
 // `owner` names the database in error messages.
 absl::Status SqliteError(sqlite3* db, absl::string_view owner, absl::string_view what);

@@ -13,11 +13,11 @@
 #include "daemon/common/health_client.h"
 #include "daemon/common/roles.h"
 #include "daemon/common/version.h"
+#include "daemon/ctl/chain_commands.h"
 #include "daemon/ctl/keyvault_commands.h"
 #include "daemon/ctl/policy_commands.h"
 #include "daemon/ctl/storage_commands.h"
 #include "medvault/internal/v1/keyvault.grpc.pb.h"
-#include "medvault/internal/v1/signer.grpc.pb.h"
 #include "medvault/v1/system.grpc.pb.h"
 
 namespace medvault::ctl {
@@ -43,19 +43,6 @@ int Health(const config::v1::Config& config) {
                 r.detail.c_str());
   }
   return all_serving ? 0 : 1;
-}
-
-int ChainInfo(const config::v1::Config& config) {
-  auto stub = internal::v1::Signer::NewStub(Channel(config, Role::kSigner));
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  internal::v1::GetChainInfoResponse info;
-  grpc::Status status = stub->GetChainInfo(&context, {}, &info);
-  if (!status.ok()) return Report(status, "signer GetChainInfo");
-  std::printf("chain id:     %llu\nlatest block: %llu\n",
-              static_cast<unsigned long long>(info.chain_id()),
-              static_cast<unsigned long long>(info.latest_block()));
-  return 0;
 }
 
 std::string ReadFile(const std::string& path) {
@@ -132,10 +119,7 @@ int Main(int argc, char** argv) {
       keys->add_subcommand("list", "key ids, versions, types and attributes (never values)");
   auto* keys_rotate = keys->add_subcommand(
       "rotate", "create master key version n+1; new data keys use it, old ones still open");
-  auto* chain = app.add_subcommand("chain", "the chain behind the signer");
-  chain->require_subcommand(1);
-  auto* chain_info =
-      chain->add_subcommand("info", "chain id and latest block, as the signer sees them");
+  ChainCommands chain(app, argv[0]);
   auto* storage = app.add_subcommand("storage", "the ciphertext store (IPFS objects)");
   storage->require_subcommand(1);
   auto* storage_info = storage->add_subcommand("info", "backend, size limit and free space");
@@ -155,8 +139,7 @@ int Main(int argc, char** argv) {
   auto* storage_stat = storage->add_subcommand("stat", "size and pin state of an object");
   storage_stat->add_option("cid", storage_cid, "CIDv1 in base32")->required();
   auto* storage_ls = storage->add_subcommand("ls", "the pinned objects: CID and size");
-  auto* storage_gc =
-      storage->add_subcommand("gc", "delete every block that no pinned object uses");
+  auto* storage_gc = storage->add_subcommand("gc", "delete every block that no pinned object uses");
   auto* gateway = app.add_subcommand("gateway", "the public API, as an organisation sees it");
   gateway->require_subcommand(1);
   GatewayOptions gw;
@@ -188,7 +171,7 @@ int Main(int argc, char** argv) {
   if (hsm_init->parsed()) return HsmInit(*config, create_token);
   if (keys_list->parsed()) return KeysList(*config);
   if (keys_rotate->parsed()) return KeysRotate(*config);
-  if (chain_info->parsed()) return ChainInfo(*config);
+  if (auto rc = chain.Run(*config)) return *rc;
   if (storage_info->parsed()) return StorageInfo(*config);
   if (storage_put->parsed()) return StoragePut(*config, storage_path, storage_progress);
   if (storage_get->parsed()) return StorageGet(*config, storage_cid, storage_path);

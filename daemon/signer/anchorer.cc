@@ -18,8 +18,6 @@ absl::Status CheckNonZero32(absl::string_view value, absl::string_view field) {
   return absl::OkStatus();
 }
 
-std::string BlockTag(uint64_t block) { return absl::StrCat("0x", absl::Hex(block)); }
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Anchorer>> Anchorer::Create(ChainClient* chain, ChainKey* key,
@@ -33,33 +31,34 @@ absl::StatusOr<std::unique_ptr<Anchorer>> Anchorer::Create(ChainClient* chain, C
   return std::unique_ptr<Anchorer>(new Anchorer(chain, key, std::move(options)));
 }
 
+Anchorer::Anchorer(ChainClient* chain, ChainKey* key, AnchorerOptions options)
+    : chain_(chain),
+      key_(key),
+      options_(std::move(options)),
+      sender_(chain, key,
+              {options_.expected_chain_id, options_.confirmations, options_.fee_caps,
+               options_.receipt_timeout, options_.poll_interval}) {}
+
 absl::StatusOr<AnchorResult> Anchorer::Anchor(absl::string_view log_id, uint64_t tree_size,
                                               absl::string_view root_hash) {
-  RETURN_IF_ERROR(CheckNonZero32(log_id, "log_id"));
-  RETURN_IF_ERROR(CheckNonZero32(root_hash, "root_hash"));
-  if (tree_size == 0) return absl::InvalidArgumentError("tree_size: must be above 0");
-
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(uint64_t chain_id, chain_->ChainId());
-  if (options_.expected_chain_id != 0 && chain_id != options_.expected_chain_id) {
-    return absl::FailedPreconditionError(absl::StrCat("node reports chain id ", chain_id,
-                                                      ", configuration expects ",
-                                                      options_.expected_chain_id));
-  }
-  CallRequest call;
-  ASSIGN_OR_RETURN(call.from, key_->Address());
-  call.to = options_.contract;
-  ASSIGN_OR_RETURN(call.data, EncodeAnchorCall(log_id, tree_size, root_hash));
-
+  ASSIGN_OR_RETURN(CallRequest call, AnchorCall(log_id, tree_size, root_hash));
+  RETURN_IF_ERROR(CheckedChainId().status());
   ASSIGN_OR_RETURN(std::optional<AnchorResult> settled, Simulate(call, log_id, "latest"));
   if (settled.has_value()) return *settled;
-  ASSIGN_OR_RETURN(std::string hash, Submit(call, chain_id));
-  log::Info("anchor.submitted",
-            {{"log_id", ToHex(log_id)}, {"tree_size", tree_size}, {"tx", ToHex(hash)}});
-  ASSIGN_OR_RETURN(AnchorResult result, WaitForReceipt(call, hash, log_id));
+  ASSIGN_OR_RETURN(MinedTransaction mined, sender_.Send(call.to, call.data));
+  AnchorResult result{mined.hash, mined.block_number, false};
+  if (!mined.success) {
+    if (mined.revert_data.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("transaction ", ToHex(mined.hash), " reverted in block ", mined.block_number,
+                       " but its call succeeds when replayed (out of gas?)"));
+    }
+    ASSIGN_OR_RETURN(result, FromRevert(mined.revert_data, log_id));
+    result.transaction_hash = mined.hash;
+  }
   log::Info("anchor.confirmed", {{"log_id", ToHex(log_id)},
                                  {"tree_size", tree_size},
-                                 {"tx", ToHex(hash)},
+                                 {"tx", ToHex(mined.hash)},
                                  {"block", result.block_number},
                                  {"already_anchored", result.already_anchored}});
   return result;
@@ -107,90 +106,7 @@ absl::StatusOr<AnchorResult> Anchorer::FromRevert(absl::string_view revert_data,
       absl::StrCat("AuditAnchor.anchor reverted: ", revert.description));
 }
 
-absl::StatusOr<std::string> Anchorer::Submit(const CallRequest& call, uint64_t chain_id) {
-  Eip1559Transaction tx;
-  tx.chain_id = chain_id;
-  tx.to = call.to;
-  tx.data = call.data;
-  ASSIGN_OR_RETURN(uint64_t gas, chain_->EstimateGas(call));
-  tx.gas_limit = gas + gas / 4;
-  ASSIGN_OR_RETURN(uint64_t base_fee, chain_->NextBaseFee());
-  ASSIGN_OR_RETURN(uint64_t tip, chain_->MaxPriorityFeePerGas());
-  ASSIGN_OR_RETURN(Fees fees, ChooseFees(base_fee, tip, options_.fee_caps));
-  tx.max_fee_per_gas = fees.max_fee_per_gas;
-  tx.max_priority_fee_per_gas = fees.max_priority_fee_per_gas;
-  if (!next_nonce_.has_value()) {
-    ASSIGN_OR_RETURN(uint64_t nonce, chain_->PendingNonce(call.from));
-    next_nonce_ = nonce;
-  }
-  tx.nonce = *next_nonce_;
-
-  ASSIGN_OR_RETURN(std::string digest, SigningHash(tx));
-  ASSIGN_OR_RETURN(EthSignature signature, key_->SignDigest(digest));
-  ASSIGN_OR_RETURN(std::string raw, EncodeSignedTransaction(tx, signature));
-  const std::string hash = Keccak256(raw);
-  absl::StatusOr<std::string> sent = chain_->SendRawTransaction(raw);
-  if (!sent.ok()) {
-    // The node may or may not hold it (a timeout); ask it for the nonce again.
-    next_nonce_.reset();
-    return sent.status();
-  }
-  if (*sent != hash) {
-    next_nonce_.reset();
-    return absl::InternalError(absl::StrCat("eth_sendRawTransaction returned ", ToHex(*sent),
-                                            ", the transaction's hash is ", ToHex(hash)));
-  }
-  ++*next_nonce_;
-  return hash;
-}
-
-absl::StatusOr<AnchorResult> Anchorer::WaitForReceipt(const CallRequest& call,
-                                                      absl::string_view hash,
-                                                      absl::string_view log_id) {
-  const absl::Time deadline = absl::Now() + options_.receipt_timeout;
-  absl::Status last = absl::OkStatus();
-  for (;;) {
-    absl::StatusOr<std::optional<TransactionReceipt>> receipt = chain_->GetTransactionReceipt(hash);
-    if (!receipt.ok()) {
-      last = receipt.status();  // the node may come back before the deadline
-    } else if (receipt->has_value()) {
-      const TransactionReceipt& r = **receipt;
-      absl::StatusOr<uint64_t> head = chain_->BlockNumber();
-      if (!head.ok()) {
-        last = head.status();
-      } else if (*head + 1 >= r.block_number + options_.confirmations) {
-        if (r.success) return AnchorResult{std::string(hash), r.block_number, false};
-        // Replays the call where it failed, for the reason.
-        ASSIGN_OR_RETURN(std::optional<AnchorResult> settled,
-                         Simulate(call, log_id, BlockTag(r.block_number)));
-        if (settled.has_value()) {
-          settled->transaction_hash = std::string(hash);
-          return *settled;
-        }
-        return absl::FailedPreconditionError(
-            absl::StrCat("transaction ", ToHex(hash), " reverted in block ", r.block_number,
-                         " but its call succeeds when replayed (out of gas?)"));
-      }
-    }
-    if (absl::Now() >= deadline) break;
-    absl::SleepFor(options_.poll_interval);
-  }
-  return absl::DeadlineExceededError(
-      absl::StrCat("transaction ", ToHex(hash), " not confirmed by ", options_.confirmations,
-                   " block(s) within ", absl::FormatDuration(options_.receipt_timeout),
-                   "; it may still land, and anchoring again is harmless",
-                   last.ok() ? "" : absl::StrCat(" (last error: ", last.message(), ")")));
-}
-
-absl::StatusOr<uint64_t> Anchorer::CheckedChainId() {
-  ASSIGN_OR_RETURN(uint64_t chain_id, chain_->ChainId());
-  if (options_.expected_chain_id != 0 && chain_id != options_.expected_chain_id) {
-    return absl::FailedPreconditionError(absl::StrCat("node reports chain id ", chain_id,
-                                                      ", configuration expects ",
-                                                      options_.expected_chain_id));
-  }
-  return chain_id;
-}
+absl::StatusOr<uint64_t> Anchorer::CheckedChainId() { return sender_.CheckedChainId(); }
 
 absl::StatusOr<CallRequest> Anchorer::AnchorCall(absl::string_view log_id, uint64_t tree_size,
                                                  absl::string_view root_hash) {

@@ -1,22 +1,16 @@
 // Anchorer: puts a log's tree head on chain with AuditAnchor.anchor() and
 // reads it back with latest().
 //
-// One anchor at a time (a mutex), so nonces are handed out in order:
+// Anchor() is the synchronous path (one request, answered when confirmed):
 //   1. simulate the call (eth_call): AlreadyAnchored means the same tree
 //      head is already the latest (a retry of an anchor that landed) and is
 //      a success without a transaction; TreeSizeNotIncreasing and
 //      NotOperator are refused with FAILED_PRECONDITION;
-//   2. gas from eth_estimateGas plus a quarter, fees from fee_policy.h;
-//   3. the nonce: eth_getTransactionCount(sender, "pending") the first time
-//      and after any failed submission, counted up locally otherwise;
-//   4. sign keccak256 of the EIP-1559 payload with the ChainKey (the
-//      keyvault), eth_sendRawTransaction;
-//   5. poll for the receipt until `confirmations` blocks include it (1 =
-//      the block that has it). A transaction that reverted is replayed with
-//      eth_call at its block to read the reason; AlreadyAnchored is again a
-//      success.
+//   2. send it with a TransactionSender (transaction_sender.h: gas, fees,
+//      nonce, signature by the ChainKey in the keyvault, receipt
+//      `confirmations` deep). A transaction that reverted is decoded the
+//      same way; AlreadyAnchored is again a success.
 //
-// Anchor() is the synchronous path (one request, answered when confirmed).
 // The signer process uses the durable outbox instead (outbox_worker.h),
 // which drives the same steps one by one through the public step functions
 // below and keeps nonces and transactions in its database.
@@ -39,6 +33,7 @@
 #include "daemon/signer/chain_key.h"
 #include "daemon/signer/fee_policy.h"
 #include "daemon/signer/json_rpc_client.h"
+#include "daemon/signer/transaction_sender.h"
 
 namespace medvault::signer {
 
@@ -109,22 +104,13 @@ class Anchorer {
   const AnchorerOptions& options() const { return options_; }
 
  private:
-  Anchorer(ChainClient* chain, ChainKey* key, AnchorerOptions options)
-      : chain_(chain), key_(key), options_(std::move(options)) {}
-  // Steps 2 to 4; returns the transaction hash.
-  absl::StatusOr<std::string> Submit(const CallRequest& call, uint64_t chain_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Step 5.
-  absl::StatusOr<AnchorResult> WaitForReceipt(const CallRequest& call, absl::string_view hash,
-                                              absl::string_view log_id);
+  Anchorer(ChainClient* chain, ChainKey* key, AnchorerOptions options);
 
   // Constant after construction.
   ChainClient* const chain_;
   ChainKey* const key_;
   const AnchorerOptions options_;
-
-  absl::Mutex mu_;  // held for a whole Anchor()
-  std::optional<uint64_t> next_nonce_ ABSL_GUARDED_BY(mu_);
+  TransactionSender sender_;  // serialises Anchor() calls
 };
 
 }  // namespace medvault::signer

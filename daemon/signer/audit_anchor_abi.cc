@@ -4,9 +4,7 @@
 #include "daemon/signer/eth_tx.h"
 
 namespace medvault::signer {
-namespace {
-
-constexpr size_t kWord = 32;
+namespace abi {
 
 std::string Uint64Word(uint64_t value) {
   std::string word(kWord, '\0');
@@ -14,9 +12,13 @@ std::string Uint64Word(uint64_t value) {
   return word;
 }
 
-// The uint64 in a 32-byte word; false when bits above 64 are set.
+std::string AddressWord(absl::string_view address) {
+  return absl::StrCat(std::string(kWord - address.size(), '\0'), address);
+}
+
 bool WordToUint64(absl::string_view word, uint64_t* value) {
   *value = 0;
+  if (word.size() != kWord) return false;
   for (size_t i = 0; i < kWord - 8; ++i) {
     if (word[i] != '\0') return false;
   }
@@ -34,7 +36,12 @@ absl::Status CheckBytes32(absl::string_view value, absl::string_view field) {
   return absl::OkStatus();
 }
 
-}  // namespace
+}  // namespace abi
+
+using abi::CheckBytes32;
+using abi::kWord;
+using abi::Uint64Word;
+using abi::WordToUint64;
 
 std::string Selector(absl::string_view signature) { return Keccak256(signature).substr(0, 4); }
 

@@ -19,6 +19,19 @@ namespace medvault::signer {
 // The first 4 bytes of keccak256(signature), e.g. "latest(bytes32)".
 std::string Selector(absl::string_view signature);
 
+// ABI words, shared by the other contracts' encoders (registry_abi.h).
+namespace abi {
+inline constexpr size_t kWord = 32;
+// A uint64 as a big-endian 32-byte word.
+std::string Uint64Word(uint64_t value);
+// A 20-byte address left-padded to a word.
+std::string AddressWord(absl::string_view address);
+// The uint64 in a 32-byte word; false when bits above 64 are set.
+bool WordToUint64(absl::string_view word, uint64_t* value);
+// INVALID_ARGUMENT "<field>: must be 32 bytes, got n" unless 32 bytes.
+absl::Status CheckBytes32(absl::string_view value, absl::string_view field);
+}  // namespace abi
+
 // anchor(bytes32 logId, uint64 treeSize, bytes32 rootHash). INVALID_ARGUMENT
 // naming the field when log_id or root_hash is not 32 bytes.
 absl::StatusOr<std::string> EncodeAnchorCall(absl::string_view log_id, uint64_t tree_size,

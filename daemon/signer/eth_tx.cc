@@ -17,9 +17,9 @@ namespace {
 constexpr char kEip1559Type = 0x02;
 
 absl::Status CheckTransaction(const Eip1559Transaction& tx) {
-  if (tx.to.size() != 20) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("transaction.to: must be 20 bytes, got ", tx.to.size()));
+  if (tx.to.size() != 20 && !tx.to.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "transaction.to: must be 20 bytes (or empty to create a contract), got ", tx.to.size()));
   }
   if (tx.max_priority_fee_per_gas > tx.max_fee_per_gas) {
     return absl::InvalidArgumentError(

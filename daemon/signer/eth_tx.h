@@ -44,7 +44,7 @@ struct Eip1559Transaction {
   uint64_t max_priority_fee_per_gas = 0;  // wei
   uint64_t max_fee_per_gas = 0;           // wei
   uint64_t gas_limit = 0;
-  std::string to;      // 20 bytes; contract creation is not supported
+  std::string to;      // 20 bytes; empty for a contract creation (data is the init code)
   uint64_t value = 0;  // wei
   std::string data;    // calldata
 };

@@ -84,9 +84,79 @@ absl::StatusOr<const Value*> MemberOf(absl::string_view method, const Value& obj
   return &it->second;
 }
 
+// The member `name` as hex data of exactly `size` bytes, or INTERNAL.
+absl::StatusOr<std::string> FixedDataMember(absl::string_view method, const Value& object,
+                                            const std::string& name, size_t size) {
+  ASSIGN_OR_RETURN(const Value* member, MemberOf(method, object, name));
+  ASSIGN_OR_RETURN(std::string bytes, DataOf(method, *member));
+  if (bytes.size() != size) {
+    return absl::InternalError(
+        absl::StrCat(method, ": ", name, " is ", bytes.size(), " bytes, not ", size));
+  }
+  return bytes;
+}
+
+absl::StatusOr<uint64_t> QuantityMember(absl::string_view method, const Value& object,
+                                        const std::string& name) {
+  ASSIGN_OR_RETURN(const Value* member, MemberOf(method, object, name));
+  return QuantityOf(method, *member);
+}
+
+// One element of eth_getLogs' result.
+absl::StatusOr<EventLog> LogOf(absl::string_view method, const Value& value) {
+  EventLog log;
+  ASSIGN_OR_RETURN(log.address, FixedDataMember(method, value, "address", 20));
+  ASSIGN_OR_RETURN(const Value* topics, MemberOf(method, value, "topics"));
+  // At most 4: the event's signature and three indexed arguments.
+  if (topics->kind_case() != Value::kListValue || topics->list_value().values_size() > 4) {
+    return absl::InternalError(
+        absl::StrCat(method, ": topics is not a list of at most 4: ", ToJson(*topics)));
+  }
+  for (const Value& topic : topics->list_value().values()) {
+    ASSIGN_OR_RETURN(std::string bytes, DataOf(method, topic));
+    if (bytes.size() != 32) {
+      return absl::InternalError(absl::StrCat(method, ": a topic is not 32 bytes"));
+    }
+    log.topics.push_back(std::move(bytes));
+  }
+  ASSIGN_OR_RETURN(const Value* data, MemberOf(method, value, "data"));
+  ASSIGN_OR_RETURN(log.data, DataOf(method, *data));
+  // Null for a pending log, which a range of mined blocks never holds.
+  ASSIGN_OR_RETURN(log.block_number, QuantityMember(method, value, "blockNumber"));
+  ASSIGN_OR_RETURN(log.block_hash, FixedDataMember(method, value, "blockHash", 32));
+  ASSIGN_OR_RETURN(log.transaction_hash, FixedDataMember(method, value, "transactionHash", 32));
+  ASSIGN_OR_RETURN(uint64_t log_index, QuantityMember(method, value, "logIndex"));
+  if (log_index > UINT32_MAX) {
+    return absl::InternalError(absl::StrCat(method, ": logIndex ", log_index, " is out of range"));
+  }
+  log.log_index = static_cast<uint32_t>(log_index);
+  // Optional (only filters report removed logs); a boolean when present.
+  const auto& fields = value.struct_value().fields();
+  if (auto removed = fields.find("removed"); removed != fields.end()) {
+    if (removed->second.kind_case() != Value::kBoolValue) {
+      return absl::InternalError(absl::StrCat(method, ": removed is not a boolean"));
+    }
+    log.removed = removed->second.bool_value();
+  }
+  return log;
+}
+
+// A JSON array of "0x..." strings.
+std::string HexList(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (const std::string& item : items) {
+    absl::StrAppend(&out, out.size() > 1 ? "," : "", "\"", ToHex(item), "\"");
+  }
+  return out + "]";
+}
+
+std::string QuantityHex(uint64_t value) { return absl::StrCat("0x", absl::Hex(value)); }
+
+// Without "to" for a contract creation (`to` empty).
 std::string CallObject(const CallRequest& call) {
-  return absl::StrCat(R"({"from":")", ToHex(call.from), R"(","to":")", ToHex(call.to),
-                      R"(","data":")", ToHex(call.data), R"("})");
+  std::string to = call.to.empty() ? "" : absl::StrCat(R"(","to":")", ToHex(call.to));
+  return absl::StrCat(R"({"from":")", ToHex(call.from), to, R"(","data":")", ToHex(call.data),
+                      R"("})");
 }
 
 }  // namespace
@@ -272,7 +342,65 @@ absl::StatusOr<std::optional<TransactionReceipt>> JsonRpcChainClient::GetTransac
   receipt.success = status_value == 1;
   ASSIGN_OR_RETURN(const Value* gas, MemberOf(kMethod, reply.result, "gasUsed"));
   ASSIGN_OR_RETURN(receipt.gas_used, QuantityOf(kMethod, *gas));
+  // Null (or absent) unless the transaction created a contract.
+  const auto& fields = reply.result.struct_value().fields();
+  if (auto created = fields.find("contractAddress");
+      created != fields.end() && created->second.kind_case() != Value::kNullValue) {
+    ASSIGN_OR_RETURN(receipt.contract_address, DataOf(kMethod, created->second));
+    if (receipt.contract_address.size() != 20) {
+      return absl::InternalError(absl::StrCat(kMethod, ": contractAddress is not 20 bytes"));
+    }
+  }
   return receipt;
+}
+
+absl::StatusOr<std::vector<EventLog>> JsonRpcChainClient::GetLogs(const LogFilter& filter) {
+  constexpr absl::string_view kMethod = "eth_getLogs";
+  // Empty lists would mean "any contract" / "any event" to the node.
+  if (filter.addresses.empty() || filter.topic0.empty() || filter.from_block > filter.to_block) {
+    return absl::InvalidArgumentError(
+        "eth_getLogs: needs addresses, topics and from_block <= to_block");
+  }
+  std::string params =
+      absl::StrCat(R"([{"fromBlock":")", QuantityHex(filter.from_block), R"(","toBlock":")",
+                   QuantityHex(filter.to_block), R"(","address":)", HexList(filter.addresses),
+                   R"(,"topics":[)", HexList(filter.topic0), "]}]");
+  ASSIGN_OR_RETURN(Reply reply, Invoke(kMethod, params));
+  if (reply.is_error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(kMethod, ": node returned error ", reply.error_json));
+  }
+  if (reply.result.kind_case() != Value::kListValue) {
+    return absl::InternalError(absl::StrCat(kMethod, ": result is not a list"));
+  }
+  std::vector<EventLog> logs;
+  logs.reserve(reply.result.list_value().values_size());
+  for (const Value& value : reply.result.list_value().values()) {
+    ASSIGN_OR_RETURN(EventLog log, LogOf(kMethod, value));
+    logs.push_back(std::move(log));
+  }
+  return logs;
+}
+
+absl::StatusOr<std::optional<BlockHeader>> JsonRpcChainClient::GetBlockHeader(uint64_t number) {
+  constexpr absl::string_view kMethod = "eth_getBlockByNumber";
+  ASSIGN_OR_RETURN(Reply reply,
+                   Invoke(kMethod, absl::StrCat(R"([")", QuantityHex(number), R"(",false])")));
+  if (reply.is_error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(kMethod, ": node returned error ", reply.error_json));
+  }
+  if (reply.result.kind_case() == Value::kNullValue) return std::nullopt;
+  BlockHeader header;
+  ASSIGN_OR_RETURN(header.number, QuantityMember(kMethod, reply.result, "number"));
+  if (header.number != number) {
+    return absl::InternalError(
+        absl::StrCat(kMethod, ": asked for block ", number, ", got block ", header.number));
+  }
+  ASSIGN_OR_RETURN(header.hash, FixedDataMember(kMethod, reply.result, "hash", 32));
+  ASSIGN_OR_RETURN(header.parent_hash, FixedDataMember(kMethod, reply.result, "parentHash", 32));
+  ASSIGN_OR_RETURN(header.timestamp, QuantityMember(kMethod, reply.result, "timestamp"));
+  return header;
 }
 
 }  // namespace medvault::signer

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -14,7 +15,8 @@
 
 namespace medvault::signer {
 
-// A message call (eth_call, eth_estimateGas). Addresses are 20 bytes.
+// A message call (eth_call, eth_estimateGas). Addresses are 20 bytes; `to`
+// is empty for a contract creation, whose `data` is the init code.
 struct CallRequest {
   std::string from;
   std::string to;
@@ -34,6 +36,37 @@ struct TransactionReceipt {
   uint64_t block_number = 0;
   bool success = false;  // status 0x1
   uint64_t gas_used = 0;
+  std::string contract_address;  // 20 bytes for a contract creation, else empty
+};
+
+// An eth_getLogs filter: logs of any of `addresses` (20 bytes each) whose
+// first topic is any of `topic0` (32 bytes each), in blocks from_block to
+// to_block inclusive.
+struct LogFilter {
+  std::vector<std::string> addresses;
+  std::vector<std::string> topic0;
+  uint64_t from_block = 0;
+  uint64_t to_block = 0;
+};
+
+// One log (event) of eth_getLogs.
+struct EventLog {
+  std::string address;              // 20 bytes: the contract that emitted it
+  std::vector<std::string> topics;  // 32 bytes each; topics[0] is the event's
+  std::string data;                 // the non-indexed arguments, ABI-encoded
+  uint64_t block_number = 0;
+  std::string block_hash;        // 32 bytes
+  std::string transaction_hash;  // 32 bytes
+  uint32_t log_index = 0;        // position in the block
+  bool removed = false;          // dropped by a reorganisation (filters only)
+};
+
+// The parts of a block header the indexer uses.
+struct BlockHeader {
+  uint64_t number = 0;
+  std::string hash;         // 32 bytes
+  std::string parent_hash;  // 32 bytes
+  uint64_t timestamp = 0;   // seconds since the epoch
 };
 
 // Every method: UNAVAILABLE when the node cannot be reached or times out;
@@ -68,6 +101,13 @@ class ChainClient {
   // no receipt (pending or unknown).
   virtual absl::StatusOr<std::optional<TransactionReceipt>> GetTransactionReceipt(
       absl::string_view hash) = 0;
+  // eth_getLogs with `filter`, in the node's order (block, then log index).
+  // A log without a block (pending) or with a field of the wrong size is a
+  // malformed answer (INTERNAL).
+  virtual absl::StatusOr<std::vector<EventLog>> GetLogs(const LogFilter& filter) = 0;
+  // eth_getBlockByNumber(number, false); nullopt when the node has no such
+  // block (beyond its head).
+  virtual absl::StatusOr<std::optional<BlockHeader>> GetBlockHeader(uint64_t number) = 0;
 };
 
 // Parses an Ethereum QUANTITY ("0x7a69"); INVALID_ARGUMENT otherwise.
@@ -93,6 +133,8 @@ class JsonRpcChainClient : public ChainClient {
   absl::StatusOr<std::string> SendRawTransaction(absl::string_view raw) override;
   absl::StatusOr<std::optional<TransactionReceipt>> GetTransactionReceipt(
       absl::string_view hash) override;
+  absl::StatusOr<std::vector<EventLog>> GetLogs(const LogFilter& filter) override;
+  absl::StatusOr<std::optional<BlockHeader>> GetBlockHeader(uint64_t number) override;
 
   // One JSON-RPC call; `params_json` is a JSON array. Returns the "result"
   // member as JSON text.

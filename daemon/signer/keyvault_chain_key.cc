@@ -16,19 +16,22 @@ absl::Status FromGrpc(absl::string_view method, const grpc::Status& status) {
 
 }  // namespace
 
-KeyvaultChainKey::KeyvaultChainKey(const std::string& socket_path, absl::Duration timeout)
+KeyvaultChainKey::KeyvaultChainKey(const std::string& socket_path, absl::Duration timeout,
+                                   internal::v1::ChainKeyName name)
     : stub_(internal::v1::KeyVault::NewStub(
           grpc::CreateChannel("unix:" + socket_path, grpc::InsecureChannelCredentials()))),
-      timeout_(timeout) {}
+      timeout_(timeout),
+      name_(name) {}
 
 absl::StatusOr<std::string> KeyvaultChainKey::Address() {
   absl::MutexLock lock(&mu_);
   if (!address_.empty()) return address_;
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  internal::v1::GetChainPublicKeyRequest request;
+  request.set_key(name_);
   internal::v1::GetChainPublicKeyResponse response;
-  grpc::Status status =
-      stub_->GetChainPublicKey(&context, internal::v1::GetChainPublicKeyRequest(), &response);
+  grpc::Status status = stub_->GetChainPublicKey(&context, request, &response);
   if (!status.ok()) return FromGrpc("GetChainPublicKey", status);
   auto address = ParseAddress(response.address(), "keyvault GetChainPublicKey address");
   if (!address.ok()) return absl::InternalError(address.status().message());
@@ -45,6 +48,7 @@ absl::StatusOr<EthSignature> KeyvaultChainKey::SignDigest(absl::string_view dige
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
   internal::v1::SignDigestRequest request;
   request.set_digest(std::string(digest));
+  request.set_key(name_);
   internal::v1::SignDigestResponse response;
   grpc::Status status = stub_->SignDigest(&context, request, &response);
   if (!status.ok()) return FromGrpc("SignDigest", status);

@@ -1,5 +1,6 @@
-// KeyvaultChainKey: the chain operator key held by medvault-keyvault,
-// reached over its Unix socket (GetChainPublicKey, SignDigest). The
+// KeyvaultChainKey: a chain key held by medvault-keyvault (the operator's,
+// or in development the regulator's), reached over its Unix socket
+// (GetChainPublicKey, SignDigest). The
 // keyvault checks the caller against its allowlist and verifies each
 // signature before it answers; this side re-checks the shapes it is sent.
 //
@@ -23,7 +24,8 @@ class KeyvaultChainKey : public ChainKey {
  public:
   // `socket_path`: the keyvault's socket. Connects lazily. `timeout` bounds
   // each call; an unreachable keyvault is UNAVAILABLE.
-  KeyvaultChainKey(const std::string& socket_path, absl::Duration timeout);
+  KeyvaultChainKey(const std::string& socket_path, absl::Duration timeout,
+                   internal::v1::ChainKeyName name = internal::v1::CHAIN_KEY_OPERATOR);
 
   absl::StatusOr<std::string> Address() override;
   absl::StatusOr<EthSignature> SignDigest(absl::string_view digest) override;
@@ -37,6 +39,7 @@ class KeyvaultChainKey : public ChainKey {
   // Constant after construction.
   const std::unique_ptr<internal::v1::KeyVault::Stub> stub_;
   const absl::Duration timeout_;
+  const internal::v1::ChainKeyName name_;
 
   absl::Mutex mu_;
   std::string address_ ABSL_GUARDED_BY(mu_);  // empty until fetched

@@ -17,6 +17,10 @@
 #include "daemon/common/service_main.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/signer/anchorer.h"
+#include "daemon/signer/chain_admin.h"
+#include "daemon/signer/event_index.h"
+#include "daemon/signer/index_rpcs.h"
+#include "daemon/signer/indexer.h"
 #include "daemon/signer/json_rpc_client.h"
 #include "daemon/signer/keyvault_chain_key.h"
 #include "daemon/signer/outbox_store.h"
@@ -78,6 +82,15 @@ class SignerService : public Guardable<internal::v1::Signer::Service> {
         outbox_(outbox),
         store_(store),
         max_wait_(max_wait) {}
+
+  // The deployment and regulator transactions (ChainAdmin); `registries`
+  // are the configured LicenceRegistry and PolicyRegistry (20 bytes, or
+  // empty when not configured). Set once before serving.
+  void set_admin(ChainAdmin* admin, std::string licence_registry, std::string policy_registry) {
+    admin_ = admin;
+    licence_registry_ = std::move(licence_registry);
+    policy_registry_ = std::move(policy_registry);
+  }
 
   grpc::Status GetChainInfo(grpc::ServerContext*, const internal::v1::GetChainInfoRequest*,
                             internal::v1::GetChainInfoResponse* response) override {
@@ -166,7 +179,118 @@ class SignerService : public Guardable<internal::v1::Signer::Service> {
     return grpc::Status::OK;
   }
 
+  // --- The event index (Indexer; the bodies are in index_rpcs.cc) ----------
+
+  // Set once before serving; null when no contract is configured.
+  void set_indexer(Indexer* indexer) { indexer_ = indexer; }
+
+  grpc::Status GetIndexStatus(grpc::ServerContext*, const internal::v1::GetIndexStatusRequest*,
+                              internal::v1::IndexStatus* response) override {
+    return ToGrpcStatus(::medvault::signer::GetIndexStatus(indexer_, response));
+  }
+
+  grpc::Status ListLicenceEvents(grpc::ServerContext*,
+                                 const internal::v1::ListLicenceEventsRequest* request,
+                                 internal::v1::ListLicenceEventsResponse* response) override {
+    return ToGrpcStatus(::medvault::signer::ListLicenceEvents(indexer_, *request, response));
+  }
+
+  grpc::Status GetLicence(grpc::ServerContext*, const internal::v1::GetLicenceRequest* request,
+                          internal::v1::GetLicenceResponse* response) override {
+    return ToGrpcStatus(::medvault::signer::GetLicence(indexer_, *request, response));
+  }
+
+  grpc::Status ListPolicyPublications(
+      grpc::ServerContext*, const internal::v1::ListPolicyPublicationsRequest* request,
+      internal::v1::ListPolicyPublicationsResponse* response) override {
+    return ToGrpcStatus(::medvault::signer::ListPolicyPublications(indexer_, *request, response));
+  }
+
+  grpc::Status ListAnchorEvents(grpc::ServerContext*,
+                                const internal::v1::ListAnchorEventsRequest* request,
+                                internal::v1::ListAnchorEventsResponse* response) override {
+    return ToGrpcStatus(::medvault::signer::ListAnchorEvents(indexer_, *request, response));
+  }
+
+  // --- Deployment and the regulator's transactions (ChainAdmin) -------------
+
+  grpc::Status DeployContracts(grpc::ServerContext*,
+                               const internal::v1::DeployContractsRequest* request,
+                               internal::v1::DeployContractsResponse* response) override {
+    if (outbox_ != nullptr) {
+      // The outbox signs with the same key and keeps its own nonces.
+      return ToGrpcStatus(absl::FailedPreconditionError(
+          "signer.anchor_contract is already configured: the contracts are deployed (remove "
+          "the contract addresses from the configuration to deploy a new set)"));
+    }
+    ContractCode code{request->audit_anchor_code(), request->licence_registry_code(),
+                      request->policy_registry_code()};
+    auto deployed = admin_->Deploy(code, request->regulator());
+    if (!deployed.ok()) return ToGrpcStatus(deployed.status());
+    response->set_audit_anchor(deployed->audit_anchor);
+    response->set_licence_registry(deployed->licence_registry);
+    response->set_policy_registry(deployed->policy_registry);
+    response->set_first_block(deployed->first_block);
+    response->set_operator_address(deployed->operator_address);
+    response->set_regulator(deployed->regulator);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status SetLicence(grpc::ServerContext*, const internal::v1::SetLicenceRequest* request,
+                          internal::v1::TransactionResult* response) override {
+    if (licence_registry_.empty()) {
+      return ToGrpcStatus(absl::FailedPreconditionError(
+          "signer.licence_registry is not configured: no LicenceRegistry to write"));
+    }
+    if (request->status() == internal::v1::LICENCE_STATUS_NONE ||
+        !internal::v1::LicenceStatus_IsValid(request->status())) {
+      return ToGrpcStatus(
+          absl::InvalidArgumentError("status: must be ACTIVE, SUSPENDED, REVOKED or EXPIRED"));
+    }
+    for (const auto& [field, value] : {std::pair{"practitioner", &request->practitioner()},
+                                       {"evidence_hash", &request->evidence_hash()}}) {
+      if (value->size() != 32 || value->find_first_not_of('\0') == std::string::npos) {
+        return ToGrpcStatus(
+            absl::InvalidArgumentError(absl::StrCat(field, ": must be 32 bytes, not all zero")));
+      }
+    }
+    auto mined = admin_->SetLicence(licence_registry_, request->practitioner(),
+                                    static_cast<uint8_t>(request->status()), request->valid_until(),
+                                    request->evidence_hash());
+    return Answer(mined, response);
+  }
+
+  grpc::Status PublishPolicy(grpc::ServerContext*,
+                             const internal::v1::PublishPolicyRequest* request,
+                             internal::v1::TransactionResult* response) override {
+    if (policy_registry_.empty()) {
+      return ToGrpcStatus(absl::FailedPreconditionError(
+          "signer.policy_registry is not configured: no PolicyRegistry to publish to"));
+    }
+    if (request->version() == 0) {
+      return ToGrpcStatus(absl::InvalidArgumentError("version: must be above 0"));
+    }
+    if (request->bundle_hash().size() != 32 ||
+        request->bundle_hash().find_first_not_of('\0') == std::string::npos) {
+      return ToGrpcStatus(
+          absl::InvalidArgumentError("bundle_hash: must be 32 bytes, not all zero"));
+    }
+    auto mined =
+        admin_->PublishPolicy(policy_registry_, request->version(), request->bundle_hash());
+    return Answer(mined, response);
+  }
+
  private:
+  static grpc::Status Answer(const absl::StatusOr<MinedTransaction>& mined,
+                             internal::v1::TransactionResult* response) {
+    if (!mined.ok()) return ToGrpcStatus(mined.status());
+    response->set_transaction_hash(mined->hash);
+    response->set_block_number(mined->block_number);
+    response->set_nonce(mined->nonce);
+    response->set_sender(mined->sender);
+    return grpc::Status::OK;
+  }
+
   static grpc::Status NotConfigured() {
     return ToGrpcStatus(absl::FailedPreconditionError(
         "signer.anchor_contract is not configured: no AuditAnchor contract to anchor with"));
@@ -178,6 +302,10 @@ class SignerService : public Guardable<internal::v1::Signer::Service> {
   OutboxWorker* const outbox_;
   OutboxStore* const store_;
   const absl::Duration max_wait_;
+  ChainAdmin* admin_ = nullptr;
+  std::string licence_registry_;
+  std::string policy_registry_;
+  Indexer* indexer_ = nullptr;
 };
 
 class SignerProcess : public ServiceProcess {
@@ -197,11 +325,29 @@ class SignerProcess : public ServiceProcess {
   absl::Status Register(InternalServer& internal) override {
     // After the sandbox: a gRPC channel starts threads. It connects lazily.
     const auto& signer = config_.signer();
+    key_ =
+        std::make_unique<KeyvaultChainKey>(SocketPath(config_, Role::kKeyvault), kKeyvaultTimeout);
+    regulator_key_ = std::make_unique<KeyvaultChainKey>(
+        SocketPath(config_, Role::kKeyvault), kKeyvaultTimeout, internal::v1::CHAIN_KEY_REGULATOR);
+    TransactionSenderOptions admin_options;
+    admin_options.expected_chain_id = signer.chain_id();
+    admin_options.confirmations = signer.confirmations();
+    admin_options.fee_caps = {signer.max_fee_per_gas_wei(), signer.max_priority_fee_per_gas_wei()};
+    admin_options.receipt_timeout = absl::Milliseconds(signer.receipt_timeout_ms());
+    admin_ =
+        std::make_unique<ChainAdmin>(chain_.get(), key_.get(), regulator_key_.get(), admin_options);
+    std::string licence_registry, policy_registry;
+    if (!signer.licence_registry().empty()) {
+      ASSIGN_OR_RETURN(licence_registry,
+                       ParseAddress(signer.licence_registry(), "signer.licence_registry"));
+    }
+    if (!signer.policy_registry().empty()) {
+      ASSIGN_OR_RETURN(policy_registry,
+                       ParseAddress(signer.policy_registry(), "signer.policy_registry"));
+    }
     if (!signer.anchor_contract().empty()) {
       auto contract = ParseAddress(signer.anchor_contract(), "signer.anchor_contract");
       if (!contract.ok()) return contract.status();
-      key_ = std::make_unique<KeyvaultChainKey>(SocketPath(config_, Role::kKeyvault),
-                                                kKeyvaultTimeout);
       AnchorerOptions options;
       options.contract = *std::move(contract);
       options.expected_chain_id = signer.chain_id();
@@ -213,9 +359,12 @@ class SignerProcess : public ServiceProcess {
       anchorer_ = *std::move(anchorer);
       RETURN_IF_ERROR(OpenOutbox());
     }
+    RETURN_IF_ERROR(OpenIndex());
     service_ = std::make_unique<SignerService>(chain_.get(), signer.chain_id(), anchorer_.get(),
                                                outbox_.get(), store_.get(),
                                                absl::Milliseconds(signer.receipt_timeout_ms()));
+    service_->set_admin(admin_.get(), std::move(licence_registry), std::move(policy_registry));
+    service_->set_indexer(indexer_.get());
     internal.AddService(service_.get(), *InternalService(Role::kSigner));
     return absl::OkStatus();
   }
@@ -240,10 +389,16 @@ class SignerProcess : public ServiceProcess {
       log::Info("outbox.started", {{"unfinished", waiting.ok() ? *waiting : 0}});
       outbox_->Start();
     }
+    if (indexer_ != nullptr) {
+      log::Info("index.started", {{"indexed_block", indexer_->status().indexed_block},
+                                  {"reorgs", indexer_->status().reorgs}});
+      indexer_->Start();
+    }
     return absl::OkStatus();
   }
   void Stop() override {
     if (outbox_ != nullptr) outbox_->Stop();
+    if (indexer_ != nullptr) indexer_->Stop();
   }
 
  private:
@@ -263,12 +418,52 @@ class SignerProcess : public ServiceProcess {
     return absl::OkStatus();
   }
 
+  // The event index (index.db beside the outbox, same key) and its indexer,
+  // when any contract is configured. The key lives only in this function.
+  absl::Status OpenIndex() {
+    const auto& signer = config_.signer();
+    IndexerOptions options;
+    for (const auto& [value, key, out] :
+         {std::tuple{&signer.anchor_contract(), "signer.anchor_contract", &options.audit_anchor},
+          {&signer.licence_registry(), "signer.licence_registry", &options.licence_registry},
+          {&signer.policy_registry(), "signer.policy_registry", &options.policy_registry}}) {
+      if (!value->empty()) {
+        ASSIGN_OR_RETURN(*out, ParseAddress(*value, key));
+      }
+    }
+    if (options.audit_anchor.empty() && options.licence_registry.empty() &&
+        options.policy_registry.empty()) {
+      log::Warn("index.disabled", {{"reason", "no contract is configured"}});
+      return absl::OkStatus();
+    }
+    options.from_block = signer.index_from_block();
+    options.expected_chain_id = signer.chain_id();
+    options.confirmations = signer.confirmations();
+    options.batch_blocks = signer.index_batch_blocks();
+    options.poll_interval = absl::Milliseconds(signer.index_poll_ms());
+    absl::StatusOr<SecretData> key = key_->DatabaseKey(kDatabaseKeyWait);
+    if (!key.ok()) return key.status();
+    ASSIGN_OR_RETURN(index_, EventIndex::Open(signer.state_dir() + "/index.db", *key,
+                                              Indexer::ScopeOf(options)));
+    if (index_->dropped_other_scope()) {
+      log::Warn("index.reset", {{"reason",
+                                 "the configured contracts changed: read again from "
+                                 "signer.index_from_block"}});
+    }
+    ASSIGN_OR_RETURN(indexer_, Indexer::Create(index_.get(), chain_.get(), std::move(options)));
+    return absl::OkStatus();
+  }
+
   config::v1::Config config_;
   std::unique_ptr<JsonRpcChainClient> chain_;
-  std::unique_ptr<KeyvaultChainKey> key_;
+  std::unique_ptr<KeyvaultChainKey> key_;            // the operator's
+  std::unique_ptr<KeyvaultChainKey> regulator_key_;  // held by a development keyvault only
+  std::unique_ptr<ChainAdmin> admin_;
   std::unique_ptr<Anchorer> anchorer_;
   std::unique_ptr<OutboxStore> store_;
   std::unique_ptr<OutboxWorker> outbox_;  // declared after what it uses: destroyed first
+  std::unique_ptr<EventIndex> index_;
+  std::unique_ptr<Indexer> indexer_;  // after its index: destroyed first
   std::unique_ptr<SignerService> service_;
 };
 

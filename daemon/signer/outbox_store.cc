@@ -55,28 +55,6 @@ constexpr char kOwner[] = "signer outbox";
 
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
-// PRAGMA key = "x'<64 hex digits>'": SQLCipher takes the bytes as the raw
-// database key (no PBKDF2). The statement text holds the key, so it is
-// built in a buffer that is wiped afterwards, and errors never include it.
-absl::Status ApplyKey(sqlite3* db, const SecretData& key) {
-  if (key.size() != 32) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("signer database key must be 32 bytes, got ", key.size()));
-  }
-  std::string pragma = "PRAGMA key = \"x'";
-  pragma.reserve(pragma.size() + 64 + 3);
-  static constexpr char kDigits[] = "0123456789abcdef";
-  for (size_t i = 0; i < key.size(); ++i) {
-    pragma.push_back(kDigits[key.data()[i] >> 4]);
-    pragma.push_back(kDigits[key.data()[i] & 0xf]);
-  }
-  pragma.append("'\"");
-  int rc = sqlite3_exec(db, pragma.c_str(), nullptr, nullptr, nullptr);
-  OPENSSL_cleanse(pragma.data(), pragma.size());
-  if (rc != SQLITE_OK) return absl::FailedPreconditionError("signer outbox: PRAGMA key failed");
-  return absl::OkStatus();
-}
-
 OutboxEntry EntryFromRow(SqliteStatement& row) {
   OutboxEntry e;
   e.id = row.Int(0);
@@ -99,45 +77,14 @@ OutboxEntry EntryFromRow(SqliteStatement& row) {
 
 absl::StatusOr<std::unique_ptr<OutboxStore>> OutboxStore::Open(const std::string& path,
                                                                const SecretData& key) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(
-      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    absl::Status s = absl::FailedPreconditionError(
-        absl::StrCat("cannot open signer outbox ", path, ": ", sqlite3_errstr(rc)));
-    sqlite3_close(db);
-    return s;
-  }
+  ASSIGN_OR_RETURN(sqlite3 * db, SqliteOpenEncrypted(path, key, kOwner));
   std::unique_ptr<OutboxStore> store(new OutboxStore(db));
   absl::MutexLock lock(&store->mu_);
-  RETURN_IF_ERROR(ApplyKey(db, key));
-  // The first read decrypts page 1: a wrong key (or a file that is not a
-  // SQLCipher database) fails here.
-  if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) !=
-      SQLITE_OK) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("signer outbox ", path,
-                     ": cannot be read with the signer's database key (another key, or not a "
-                     "signer database): ",
-                     sqlite3_errmsg(db)));
-  }
-  sqlite3_busy_timeout(db, 5000);
   // Every commit reaches the disk before Anchor is acknowledged.
   RETURN_IF_ERROR(SqliteExec(db, kOwner,
                              "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                              "PRAGMA foreign_keys = ON;"));
-  SqliteStatement version(db, kOwner, "PRAGMA user_version");
-  RETURN_IF_ERROR(version.status());
-  RETURN_IF_ERROR(version.Step().status());
-  const int64_t found = version.Int(0);
-  if (found > kSchemaVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("signer outbox ", path, " has schema version ", found,
-                     ", newer than this medvault-signer's (", kSchemaVersion, ")"));
-  }
-  if (found == 0) {
-    RETURN_IF_ERROR(store->InTransaction([&] { return SqliteExec(db, kOwner, kSchemaV1); }));
-  }
+  RETURN_IF_ERROR(SqliteEnsureSchema(db, kOwner, kSchemaVersion, kSchemaV1));
   return store;
 }
 
@@ -147,13 +94,7 @@ OutboxStore::~OutboxStore() {
 }
 
 absl::Status OutboxStore::InTransaction(absl::FunctionRef<absl::Status()> body) {
-  RETURN_IF_ERROR(SqliteExec(db_, kOwner, "BEGIN IMMEDIATE"));
-  absl::Status result = body();
-  if (!result.ok()) {
-    SqliteExec(db_, kOwner, "ROLLBACK").IgnoreError();
-    return result;
-  }
-  return SqliteExec(db_, kOwner, "COMMIT");
+  return SqliteTransaction(db_, kOwner, body);
 }
 
 absl::StatusOr<OutboxEntry> OutboxStore::Load(int64_t id) {

@@ -118,6 +118,7 @@ absl::Status KeyvaultProcess::WriteConfig(const Options& options) {
     config->mutable_keyvault()->set_patient_key_cache(options.patient_key_cache);
   }
   if (options.quiet) config->mutable_logging()->set_level(config::v1::Logging::WARNING);
+  config->mutable_keyvault()->set_hold_regulator_key(options.hold_regulator_key);
 
   std::string text;
   if (!google::protobuf::TextFormat::PrintToString(*config, &text)) {

@@ -57,6 +57,9 @@ class KeyvaultProcess {
     int patient_key_cache = 0;
     // keyvault.logging level WARNING instead of INFO (benchmarks).
     bool quiet = false;
+    // keyvault.hold_regulator_key (dev-env sets it): false for a keyvault
+    // as production runs it, without the regulator's key.
+    bool hold_regulator_key = true;
   };
 
   // Prepares the directory and the configuration; starts nothing.

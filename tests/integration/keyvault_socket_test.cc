@@ -33,12 +33,15 @@
 #include "keyvault/signing_keys.h"
 #include "medvault/internal/v1/keyvault.grpc.pb.h"
 #include "tests/integration/keyvault_process.h"
+#include "tests/integration/test_status.h"
 
 namespace medvault::integration {
 namespace {
 
 namespace v1 = ::medvault::internal::v1;
 using ::testing::Each;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Property;
 using ::testing::UnorderedElementsAre;
@@ -209,13 +212,17 @@ TEST_F(KeyvaultSocketTest, DataKeyRoundTripAndOversizedRequests) {
   }
   EXPECT_THAT(Decrypt(stub(), made.wrapped_key(), Context("patient-none", "record-1"), nullptr),
               GrpcCodeIs(grpc::StatusCode::NOT_FOUND));
-  // Malformed contexts are refused before anything is made.
+  // Malformed contexts are refused before anything is made, and the
+  // google.rpc.BadRequest details name the field.
   v1::GenerateDataKeyResponse refused;
-  for (const v1::DataKeyContext& bad :
-       {Context("patient/../1", "record-1"), Context(std::string(129, 'p'), "record-1"),
-        Context("patient-1", ""), Context("patient-1", "record-1", std::string(65, 'x'))}) {
-    EXPECT_THAT(Generate(stub(), bad, &refused), GrpcCodeIs(grpc::StatusCode::INVALID_ARGUMENT))
-        << bad.ShortDebugString();
+  for (const auto& [bad, field] : std::vector<std::pair<v1::DataKeyContext, std::string>>{
+           {Context("patient/../1", "record-1"), "context.patient_id"},
+           {Context(std::string(129, 'p'), "record-1"), "context.patient_id"},
+           {Context("patient-1", ""), "context.record_id"},
+           {Context("patient-1", "record-1", std::string(65, 'x')), "context.purpose"}}) {
+    grpc::Status status = Generate(stub(), bad, &refused);
+    EXPECT_THAT(status, GrpcCodeIs(grpc::StatusCode::INVALID_ARGUMENT)) << bad.ShortDebugString();
+    EXPECT_THAT(BadRequestFields(status), ElementsAre(field)) << bad.ShortDebugString();
   }
 
   // A 1 MiB blob is refused by gRPC before any handler sees it (the
@@ -353,7 +360,9 @@ TEST_F(KeyvaultSocketTest, RotationKeepsOldBlobsAndListsEveryKey) {
   EXPECT_THAT(listed.keys(), UnorderedElementsAre(key("medvault-master-v1", "AES-256", 1),
                                                   key("medvault-master-v2", "AES-256", 2),
                                                   key("medvault-chain-v1", "EC secp256k1", 0),
-                                                  key("medvault-log-v1", "EC P-256", 0)));
+                                                  key("medvault-log-v1", "EC P-256", 0),
+                                                  // development: the keyvault plays the regulator
+                                                  key("medvault-regulator-v1", "EC secp256k1", 0)));
   EXPECT_THAT(
       listed.keys(),
       Each(::testing::AllOf(Property("sensitive", &v1::KeyInfo::sensitive, true),
@@ -386,6 +395,41 @@ TEST_F(KeyvaultSocketTest, SignDigestRecoversToTheChainKey) {
     EXPECT_EQ(AsString(*recovered), chain.public_key());
     EXPECT_EQ(keyvault::EthereumAddress(*recovered), chain.address());
   }
+}
+
+// A development keyvault also signs as the regulator, with a key of its
+// own; one configured as in production refuses, naming the setting.
+TEST_F(KeyvaultSocketTest, RegulatorKeyOnlyWhereHeld) {
+  v1::GetChainPublicKeyRequest which;
+  which.set_key(v1::CHAIN_KEY_REGULATOR);
+  v1::GetChainPublicKeyResponse regulator, operator_key;
+  ASSERT_THAT(Call(stub(), &v1::KeyVault::Stub::GetChainPublicKey, which, &regulator), GrpcOk());
+  ASSERT_THAT(Call(stub(), &v1::KeyVault::Stub::GetChainPublicKey, v1::GetChainPublicKeyRequest(),
+                   &operator_key),
+              GrpcOk());
+  EXPECT_NE(regulator.address(), operator_key.address());
+  v1::SignDigestRequest request;
+  request.set_digest(RandomBytes(32));
+  request.set_key(v1::CHAIN_KEY_REGULATOR);
+  v1::SignDigestResponse signature;
+  ASSERT_THAT(Call(stub(), &v1::KeyVault::Stub::SignDigest, request, &signature), GrpcOk());
+  std::optional<std::array<uint8_t, 65>> recovered = Recover(signature, request.digest());
+  ASSERT_TRUE(recovered.has_value());
+  EXPECT_EQ(keyvault::EthereumAddress(*recovered), regulator.address());
+  request.set_key(static_cast<v1::ChainKeyName>(7));
+  EXPECT_EQ(Call(stub(), &v1::KeyVault::Stub::SignDigest, request, &signature).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  KeyvaultProcess::Options production;
+  production.hold_regulator_key = false;
+  absl::StatusOr<std::unique_ptr<KeyvaultProcess>> plain = KeyvaultProcess::Create(production);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_TRUE((*plain)->Start().ok());
+  auto plain_stub = (*plain)->NewStub();
+  request.set_key(v1::CHAIN_KEY_REGULATOR);
+  grpc::Status refused = Call(*plain_stub, &v1::KeyVault::Stub::SignDigest, request, &signature);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused.error_message(), HasSubstr("hold_regulator_key"));
 }
 
 // --- Load: client threads with a connection each -------------------------------

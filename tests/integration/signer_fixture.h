@@ -66,17 +66,7 @@ inline std::string Hex(absl::string_view bytes) { return "0x" + absl::BytesToHex
 class SignerAnchorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    source_dir_ = Env("MEDVAULT_SOURCE_DIR");
-    bin_dir_ = Env("MEDVAULT_BIN_DIR");
-    ASSERT_FALSE(source_dir_.empty() || bin_dir_.empty()) << "run under ctest";
-    ASSERT_NO_FATAL_FAILURE(FindCast());
-    ASSERT_NO_FATAL_FAILURE(StartAnvil());
-    absl::StatusOr<std::unique_ptr<KeyvaultProcess>> keyvault = KeyvaultProcess::Create();
-    ASSERT_TRUE(keyvault.ok()) << keyvault.status();
-    keyvault_ = *std::move(keyvault);
-    absl::Status started = keyvault_->Start();
-    ASSERT_TRUE(started.ok()) << started;
-    ASSERT_NO_FATAL_FAILURE(ReadChainAddress());
+    ASSERT_NO_FATAL_FAILURE(StartChainAndKeyvault());
     ASSERT_NO_FATAL_FAILURE(DeployAuditAnchor());
     ASSERT_NO_FATAL_FAILURE(WriteSignerConfig());
     ASSERT_NO_FATAL_FAILURE(StartSigner());
@@ -95,6 +85,22 @@ class SignerAnchorTest : public ::testing::Test {
       }
       keyvault_->KeepDirectory();
     }
+  }
+
+  // anvil, and the keyvault on a fresh SoftHSM2 token (its chain address
+  // read): what every signer test starts from.
+  void StartChainAndKeyvault() {
+    source_dir_ = Env("MEDVAULT_SOURCE_DIR");
+    bin_dir_ = Env("MEDVAULT_BIN_DIR");
+    ASSERT_FALSE(source_dir_.empty() || bin_dir_.empty()) << "run under ctest";
+    ASSERT_NO_FATAL_FAILURE(FindCast());
+    ASSERT_NO_FATAL_FAILURE(StartAnvil());
+    absl::StatusOr<std::unique_ptr<KeyvaultProcess>> keyvault = KeyvaultProcess::Create();
+    ASSERT_TRUE(keyvault.ok()) << keyvault.status();
+    keyvault_ = *std::move(keyvault);
+    absl::Status started = keyvault_->Start();
+    ASSERT_TRUE(started.ok()) << started;
+    ASSERT_NO_FATAL_FAILURE(ReadChainAddress());
   }
 
   std::string signer_log() const { return keyvault_->dir() + "/signer.log"; }

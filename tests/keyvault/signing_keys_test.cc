@@ -193,6 +193,26 @@ TEST_F(SigningKeysTest, CreateTwiceCreatesOnce) {
   EXPECT_FALSE(*log_second);
 }
 
+// The regulator's chain key (development) is a pair of its own: created
+// and loaded by role, never confused with the operator's.
+TEST_F(SigningKeysTest, RegulatorKeyIsSeparate) {
+  auto missing = ChainKey::Load(token(), ChainKeyRole::kRegulator);
+  EXPECT_THAT(missing.status(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(missing.status().message(), HasSubstr("regulator chain key not initialised"));
+  std::unique_ptr<ChainKey> operator_key = CreateChainKey();
+  ASSERT_NE(operator_key, nullptr);
+  // The operator's pair does not stand in for the regulator's.
+  EXPECT_FALSE(ChainKey::Load(token(), ChainKeyRole::kRegulator).ok());
+  auto created = ChainKey::Create(token(), ChainKeyRole::kRegulator);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(*created);
+  auto regulator = ChainKey::Load(token(), ChainKeyRole::kRegulator);
+  ASSERT_TRUE(regulator.ok()) << regulator.status();
+  EXPECT_NE((*regulator)->address(), operator_key->address());
+  auto signature = (*regulator)->SignDigest(std::string(32, '\x07'));
+  EXPECT_TRUE(signature.ok()) << signature.status();
+}
+
 // After Create, Load finds the pairs and reads a well-formed public key.
 TEST_F(SigningKeysTest, LoadAfterCreate) {
   ASSERT_TRUE(ChainKey::Create(token()).ok());

@@ -149,8 +149,12 @@ TEST(Eip1559Test, FixedVector) {
 // mktx builds and signs itself (RFC 6979 signatures are deterministic), for
 // several field values including zeros and large numbers.
 TEST(Eip1559Test, SigningHashAndEncodingMatchCast) {
-  for (int variant = 0; variant < 3; ++variant) {
+  for (int variant = 0; variant < 4; ++variant) {
     Eip1559Transaction tx = AnchorTransaction();
+    if (variant == 3) {  // a contract creation: no `to`, init code as data
+      tx.to.clear();
+      tx.data = std::string("\x60\x00\x60\x00\xf3", 5);
+    }
     if (variant == 1) {
       tx.nonce = 0;
       tx.max_priority_fee_per_gas = 0;
@@ -185,9 +189,14 @@ TEST(Eip1559Test, SigningHashAndEncodingMatchCast) {
                                      "--gas-price",
                                      std::to_string(tx.max_fee_per_gas),
                                      "--value",
-                                     std::to_string(tx.value),
-                                     ToHex(tx.to)};
-    if (!tx.data.empty()) {
+                                     std::to_string(tx.value)};
+    if (tx.to.empty()) {
+      mktx.push_back("--create");
+      mktx.push_back(ToHex(tx.data));
+    } else {
+      mktx.push_back(ToHex(tx.to));
+    }
+    if (!tx.to.empty() && !tx.data.empty()) {
       mktx.push_back("anchor(bytes32,uint64,bytes32)");
       mktx.push_back(ToHex(Bytes32('\x11')));
       mktx.push_back("5");

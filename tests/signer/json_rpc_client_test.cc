@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <map>
 #include <string>
 #include <thread>
 
@@ -217,6 +218,116 @@ TEST(JsonRpcChainClientTest, SendRawTransactionReturnsTheHash) {
                   .status()
                   .code(),
               absl::StatusCode::kInternal);
+  }
+}
+
+// One eth_getLogs entry: the defaults with `changes` (member -> JSON value;
+// an empty value drops the member).
+std::string LogJson(const std::map<std::string, std::string>& changes = {}) {
+  std::map<std::string, std::string> fields = {
+      {"address", absl::StrCat("\"", ToHex(std::string(20, '\x11')), "\"")},
+      {"topics", absl::StrCat("[\"", ToHex(std::string(32, '\x22')), "\",\"",
+                              ToHex(std::string(32, '\x33')), "\"]")},
+      {"data", "\"0x0102\""},
+      {"blockNumber", "\"0x1f\""},
+      {"blockHash", absl::StrCat("\"", ToHex(std::string(32, '\xbb')), "\"")},
+      {"transactionHash", absl::StrCat("\"", ToHex(std::string(32, '\x77')), "\"")},
+      {"logIndex", "\"0x3\""},
+  };
+  for (const auto& [name, value] : changes) fields[name] = value;
+  std::string json;
+  for (const auto& [name, value] : fields) {
+    if (!value.empty()) absl::StrAppend(&json, json.empty() ? "" : ",", "\"", name, "\":", value);
+  }
+  return absl::StrCat("{", json, "}");
+}
+
+std::string LogsReply(const std::string& logs) {
+  return absl::StrCat(R"({"jsonrpc":"2.0","id":1,"result":[)", logs, "]}");
+}
+
+LogFilter AnyFilter() {
+  return LogFilter{{std::string(20, '\x11')}, {std::string(32, '\x22')}, 1, 40};
+}
+
+// eth_getLogs entries are read field by field; "removed" is optional.
+TEST(JsonRpcChainClientTest, ReadsLogs) {
+  OneShotHttpPeer peer(LogsReply(absl::StrCat(LogJson(), ",", LogJson({{"removed", "true"}}))));
+  auto logs = JsonRpcChainClient(peer.url(), absl::Seconds(5)).GetLogs(AnyFilter());
+  ASSERT_TRUE(logs.ok()) << logs.status();
+  ASSERT_EQ(logs->size(), 2u);
+  const EventLog& log = (*logs)[0];
+  EXPECT_EQ(log.address, std::string(20, '\x11'));
+  ASSERT_EQ(log.topics.size(), 2u);
+  EXPECT_EQ(log.topics[1], std::string(32, '\x33'));
+  EXPECT_EQ(log.data, "\x01\x02");
+  EXPECT_EQ(log.block_number, 31u);
+  EXPECT_EQ(log.block_hash, std::string(32, '\xbb'));
+  EXPECT_EQ(log.transaction_hash, std::string(32, '\x77'));
+  EXPECT_EQ(log.log_index, 3u);
+  EXPECT_FALSE(log.removed);
+  EXPECT_TRUE((*logs)[1].removed);
+}
+
+// Malformed logs are INTERNAL naming what is wrong (never a crash); an
+// empty filter is refused before anything is sent.
+TEST(JsonRpcChainClientTest, MalformedLogsAreInternal) {
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"jsonrpc":"2.0","id":1,"result":{}})", "not a list"},
+      {LogsReply(LogJson({{"topics", R"(["0x1234"])"}})), "a topic is not 32 bytes"},
+      {LogsReply(LogJson({{"topics", "[1,2,3,4,5]"}})), "topics is not a list of at most 4"},
+      {LogsReply(LogJson({{"blockNumber", "null"}})), "result is not a string"},
+      {LogsReply(LogJson({{"logIndex", ""}})), "no \"logIndex\""},
+      {LogsReply(LogJson({{"logIndex", R"("0x100000000")"}})), "logIndex 4294967296"},
+      {LogsReply(LogJson({{"removed", R"("no")"}})), "removed is not a boolean"},
+      {LogsReply(LogJson({{"blockHash", R"("0x1234")"}})), "blockHash is 2 bytes, not 32"},
+      {LogsReply(LogJson({{"address", R"("0x1234")"}})), "address is 2 bytes, not 20"},
+  };
+  for (const auto& [reply, error] : cases) {
+    OneShotHttpPeer peer(reply);
+    auto logs = JsonRpcChainClient(peer.url(), absl::Seconds(5)).GetLogs(AnyFilter());
+    EXPECT_EQ(logs.status().code(), absl::StatusCode::kInternal) << reply;
+    EXPECT_THAT(logs.status().message(), HasSubstr(error)) << reply;
+  }
+  LogFilter empty = AnyFilter();
+  empty.addresses.clear();
+  EXPECT_EQ(
+      JsonRpcChainClient("http://127.0.0.1:1", absl::Seconds(1)).GetLogs(empty).status().code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
+// A block header is read; null (beyond the head) is nullopt; another
+// block's number or a short hash is INTERNAL.
+TEST(JsonRpcChainClientTest, ReadsBlockHeaders) {
+  auto header_json = [](absl::string_view number, absl::string_view hash) {
+    return absl::StrCat(R"({"jsonrpc":"2.0","id":1,"result":{"number":")", number, R"(","hash":")",
+                        hash, R"(","parentHash":")", ToHex(std::string(32, '\xaa')),
+                        R"(","timestamp":"0x65","transactions":[]}})");
+  };
+  const std::string hash = ToHex(std::string(32, '\xbb'));
+  {
+    OneShotHttpPeer peer(header_json("0x1f", hash));
+    auto header = JsonRpcChainClient(peer.url(), absl::Seconds(5)).GetBlockHeader(31);
+    ASSERT_TRUE(header.ok()) << header.status();
+    ASSERT_TRUE(header->has_value());
+    EXPECT_EQ((*header)->number, 31u);
+    EXPECT_EQ((*header)->hash, std::string(32, '\xbb'));
+    EXPECT_EQ((*header)->parent_hash, std::string(32, '\xaa'));
+    EXPECT_EQ((*header)->timestamp, 101u);
+  }
+  {
+    OneShotHttpPeer peer(R"({"jsonrpc":"2.0","id":1,"result":null})");
+    auto header = JsonRpcChainClient(peer.url(), absl::Seconds(5)).GetBlockHeader(31);
+    ASSERT_TRUE(header.ok()) << header.status();
+    EXPECT_FALSE(header->has_value());
+  }
+  for (const auto& [reply, error] :
+       {std::pair{header_json("0x20", hash), "asked for block 31, got block 32"},
+        std::pair{header_json("0x1f", "0xbb"), "hash is 1 bytes"}}) {
+    OneShotHttpPeer peer(reply);
+    auto header = JsonRpcChainClient(peer.url(), absl::Seconds(5)).GetBlockHeader(31);
+    EXPECT_EQ(header.status().code(), absl::StatusCode::kInternal);
+    EXPECT_THAT(header.status().message(), HasSubstr(error));
   }
 }
 

@@ -90,7 +90,7 @@ TEST_F(OutboxStoreTest, EncryptedUnderItsKey) {
   }
   auto other = OutboxStore::Open(path(), SecretData(std::string(32, '\x22')));
   EXPECT_EQ(other.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(other.status().message(), HasSubstr("cannot be read with the signer's database key"));
+  EXPECT_THAT(other.status().message(), HasSubstr("cannot be read with its database key"));
   EXPECT_THAT(other.status().message(), Not(HasSubstr("2222")));
   EXPECT_THAT(other.status().message(), Not(HasSubstr("1111")));
   EXPECT_EQ(OutboxStore::Open(path(), SecretData("short")).status().code(),

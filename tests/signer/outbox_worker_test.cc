@@ -84,6 +84,13 @@ class PoolChain : public ChainClient {
     if (it == receipts.end()) return std::optional<TransactionReceipt>();
     return std::optional<TransactionReceipt>(it->second);
   }
+  // The outbox never reads events or headers.
+  absl::StatusOr<std::vector<EventLog>> GetLogs(const LogFilter&) override {
+    return absl::UnimplementedError("not used by the outbox");
+  }
+  absl::StatusOr<std::optional<BlockHeader>> GetBlockHeader(uint64_t) override {
+    return absl::UnimplementedError("not used by the outbox");
+  }
 
   // Mines the pool's transaction of the next nonce into a new block (its
   // anchor() call as the contract would run it: size from the calldata).

@@ -46,6 +46,26 @@ TEST(SignerConfigTest, Defaults) {
   EXPECT_EQ(config->signer().state_dir(), "");
   EXPECT_EQ(config->signer().outbox_capacity(), 10000u);
   EXPECT_EQ(config->signer().fee_bump_after_ms(), 60000u);
+  EXPECT_EQ(config->signer().licence_registry(), "");
+  EXPECT_EQ(config->signer().policy_registry(), "");
+  EXPECT_EQ(config->signer().index_from_block(), 0u);
+  EXPECT_EQ(config->signer().index_poll_ms(), 2000u);
+  EXPECT_EQ(config->signer().index_batch_blocks(), 2000u);
+}
+
+// The registries alone (no anchor contract) need only a state directory;
+// the indexer's limits are accepted at both ends.
+TEST(SignerConfigTest, AcceptsRegistriesAndIndexLimits) {
+  for (const char* fields : {
+           R"(licence_registry: "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+policy_registry: "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512" state_dir: "/var/lib/s"
+index_from_block: 12 index_poll_ms: 100 index_batch_blocks: 1)",
+           R"(licence_registry: "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+state_dir: "/var/lib/s" index_poll_ms: 600000 index_batch_blocks: 100000)",
+       }) {
+    absl::StatusOr<config::v1::Config> config = ParseConfig(Config(fields), "m.textproto");
+    EXPECT_TRUE(config.ok()) << fields << ": " << config.status();
+  }
 }
 
 // A well-formed contract address and caps are accepted as given.
@@ -89,6 +109,18 @@ TEST(SignerConfigTest, BadValuesNameFileLineAndField) {
       {"outbox_capacity: 10000001", "m.textproto:7: signer.outbox_capacity: must be at most"},
       {"fee_bump_after_ms: 999", "m.textproto:7: signer.fee_bump_after_ms: must be from 1000"},
       {"fee_bump_after_ms: 3600001", "m.textproto:7: signer.fee_bump_after_ms: must be from 1000"},
+      // The registries and the indexer.
+      {R"(licence_registry: "0x1234" state_dir: "/s")",
+       "m.textproto:7: signer.licence_registry: must be 0x and 40 hex digits"},
+      {R"(policy_registry: "0x5FbDB2315678afecb367f032d93F642f64180aaZ" state_dir: "/s")",
+       "m.textproto:7: signer.policy_registry: must be 0x and 40 hex digits"},
+      {R"(policy_registry: "0x5FbDB2315678afecb367f032d93F642f64180aa3")",
+       "m.textproto:6: signer.state_dir: required when licence_registry or policy_registry is "
+       "set"},
+      {"index_poll_ms: 99", "m.textproto:7: signer.index_poll_ms: must be from 100 to 600000"},
+      {"index_poll_ms: 600001", "m.textproto:7: signer.index_poll_ms: must be from 100 to 600000"},
+      {"index_batch_blocks: 100001",
+       "m.textproto:7: signer.index_batch_blocks: must be from 1 to 100000"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<config::v1::Config> config = ParseConfig(Config(c.fields), "m.textproto");
