@@ -66,7 +66,7 @@ class FakeChain : public ChainClient {
       absl::string_view hash) override {
     if (!mined) return std::nullopt;
     ++head;  // each poll, another block arrives
-    return TransactionReceipt{std::string(hash), mined_block, receipt_success, 30'000};
+    return TransactionReceipt{std::string(hash), mined_block, receipt_success, 30'000, ""};
   }
   // The anchorer never reads events or headers.
   absl::StatusOr<std::vector<EventLog>> GetLogs(const LogFilter&) override {

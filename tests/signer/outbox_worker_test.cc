@@ -110,7 +110,7 @@ class PoolChain : public ChainClient {
       root = data.substr(4 + 64, 32);
       anchored_block = head;
     }
-    receipts[hash] = TransactionReceipt{hash, head, success, 30'000};
+    receipts[hash] = TransactionReceipt{hash, head, success, 30'000, ""};
     pool.erase(it);
     ++mined_nonce;
   }
