@@ -60,21 +60,35 @@ absl::Status SqliteTransaction(sqlite3* db, absl::string_view owner,
   return SqliteExec(db, owner, "COMMIT");
 }
 
-absl::Status SqliteEnsureSchema(sqlite3* db, absl::string_view owner, int64_t version,
-                                const char* schema) {
+absl::StatusOr<int64_t> SqliteMigrate(sqlite3* db, absl::string_view owner,
+                                      absl::Span<const char* const> migrations) {
   int64_t found = 0;
-  {  // finalised before the schema's transaction
+  {  // finalised before the migrations' transactions
     SqliteStatement query(db, owner, "PRAGMA user_version");
     if (!query.status().ok()) return query.status();
     if (absl::Status stepped = query.Step().status(); !stepped.ok()) return stepped;
     found = query.Int(0);
   }
-  if (found > version) {
+  const int64_t latest = static_cast<int64_t>(migrations.size());
+  if (found > latest) {
     return absl::FailedPreconditionError(absl::StrCat(
-        owner, " has schema version ", found, ", newer than this program's (", version, ")"));
+        owner, " has schema version ", found, ", newer than this program's (", latest, ")"));
   }
-  if (found > 0) return absl::OkStatus();
-  return SqliteTransaction(db, owner, [&] { return SqliteExec(db, owner, schema); });
+  for (int64_t version = found; version < latest; ++version) {
+    // user_version is in the database header: it commits with the step.
+    const std::string set_version = absl::StrCat("PRAGMA user_version = ", version + 1);
+    absl::Status migrated = SqliteTransaction(db, owner, [&] {
+      absl::Status step = SqliteExec(db, owner, migrations[static_cast<size_t>(version)]);
+      if (!step.ok()) return step;
+      return SqliteExec(db, owner, set_version.c_str());
+    });
+    if (!migrated.ok()) {
+      return absl::Status(
+          migrated.code(),
+          absl::StrCat(migrated.message(), " (migrating to schema version ", version + 1, ")"));
+    }
+  }
+  return found;
 }
 
 absl::Status SqliteError(sqlite3* db, absl::string_view owner, absl::string_view what) {

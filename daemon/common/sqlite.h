@@ -14,6 +14,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "daemon/common/secret.h"
 
 namespace medvault {
@@ -27,12 +28,15 @@ namespace medvault {
 absl::StatusOr<sqlite3*> SqliteOpenEncrypted(const std::string& path, const SecretData& key,
                                              absl::string_view owner);
 
-// Versioned schemas (PRAGMA user_version): a new database (version 0) gets
-// `schema` (which sets user_version itself) in one transaction; a database
-// newer than `version` is refused with FAILED_PRECONDITION, never
-// downgraded. Older versions are left to the caller's migrations.
-absl::Status SqliteEnsureSchema(sqlite3* db, absl::string_view owner, int64_t version,
-                                const char* schema);
+// Versioned schema migrations (PRAGMA user_version). migrations[i] brings
+// the database from version i to i + 1 (migrations[0] creates it); each
+// runs in its own transaction together with setting user_version, so a
+// crash or a failing step leaves the database at the last complete version
+// and the next start resumes there. A database newer than
+// migrations.size() is refused with FAILED_PRECONDITION, never downgraded.
+// Returns the version found before migrating (0 for a new database).
+absl::StatusOr<int64_t> SqliteMigrate(sqlite3* db, absl::string_view owner,
+                                      absl::Span<const char* const> migrations);
 
 // Runs `body` between BEGIN IMMEDIATE and COMMIT; ROLLBACK and its error
 // when it fails.

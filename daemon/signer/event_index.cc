@@ -13,8 +13,6 @@
 namespace medvault::signer {
 namespace {
 
-constexpr int kSchemaVersion = 1;
-
 constexpr char kSchemaV1[] = R"sql(
   CREATE TABLE state (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
@@ -68,7 +66,6 @@ constexpr char kSchemaV1[] = R"sql(
     UNIQUE (block_number, log_index)
   );
   CREATE INDEX anchor_events_by_log ON anchor_events (log_id, block_number, log_index);
-  PRAGMA user_version = 1;
 )sql";
 
 constexpr char kOwner[] = "signer index";
@@ -169,7 +166,7 @@ absl::StatusOr<std::unique_ptr<EventIndex>> EventIndex::Open(const std::string& 
   // failure; the chain has them (see the header).
   RETURN_IF_ERROR(
       SqliteExec(db, kOwner, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"));
-  RETURN_IF_ERROR(SqliteEnsureSchema(db, kOwner, kSchemaVersion, kSchemaV1));
+  RETURN_IF_ERROR(SqliteMigrate(db, kOwner, {kSchemaV1}).status());
   RETURN_IF_ERROR(index->Bind(scope));
   return index;
 }

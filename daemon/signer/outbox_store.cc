@@ -13,8 +13,6 @@
 namespace medvault::signer {
 namespace {
 
-constexpr int kSchemaVersion = 1;
-
 constexpr char kSchemaV1[] = R"sql(
   CREATE TABLE anchors (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,7 +42,6 @@ constexpr char kSchemaV1[] = R"sql(
     sent_ms          INTEGER NOT NULL
   ) WITHOUT ROWID;
   CREATE INDEX transactions_by_anchor ON transactions (anchor_id);
-  PRAGMA user_version = 1;
 )sql";
 
 constexpr char kEntryColumns[] =
@@ -84,7 +81,7 @@ absl::StatusOr<std::unique_ptr<OutboxStore>> OutboxStore::Open(const std::string
   RETURN_IF_ERROR(SqliteExec(db, kOwner,
                              "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                              "PRAGMA foreign_keys = ON;"));
-  RETURN_IF_ERROR(SqliteEnsureSchema(db, kOwner, kSchemaVersion, kSchemaV1));
+  RETURN_IF_ERROR(SqliteMigrate(db, kOwner, {kSchemaV1}).status());
   return store;
 }
 
