@@ -13,7 +13,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "daemon/common/roles.h"
-#include "daemon/ctl/keyvault_commands.h"
+#include "daemon/ctl/rpc.h"
 #include "daemon/policy/bundle.h"
 #include "daemon/signer/eth_tx.h"
 #include "medvault/internal/v1/keyvault.grpc.pb.h"
@@ -27,19 +27,17 @@ using signer::ParseAddress;
 using signer::ToHex;
 
 std::unique_ptr<internal::v1::Signer::Stub> Stub(const config::v1::Config& config) {
-  return internal::v1::Signer::NewStub(grpc::CreateChannel(
-      "unix:" + SocketPath(config, Role::kSigner), grpc::InsecureChannelCredentials()));
+  return internal::v1::Signer::NewStub(ProcessChannel(config, Role::kSigner));
 }
 
 // Long enough for `transactions` transactions to be confirmed.
-void Deadline(grpc::ClientContext& context, const config::v1::Config& config, int transactions) {
-  absl::Duration each = absl::Milliseconds(config.signer().receipt_timeout_ms());
-  context.set_deadline(absl::ToChronoTime(absl::Now() + each * transactions + absl::Seconds(30)));
+absl::Duration TransactionTimeout(const config::v1::Config& config, int transactions) {
+  return absl::Milliseconds(config.signer().receipt_timeout_ms()) * transactions +
+         absl::Seconds(30);
 }
 
-void ShortDeadline(grpc::ClientContext& context) {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-}
+// Reads of the signer's index and of the chain's head.
+constexpr absl::Duration kReadTimeout = absl::Seconds(10);
 
 int Usage(absl::string_view message) {
   std::cerr << "medvaultctl: " << message << "\n";
@@ -98,7 +96,7 @@ void PrintLicence(const internal::v1::LicenceEvent& e) {
 int Info(const config::v1::Config& config) {
   auto stub = Stub(config);
   grpc::ClientContext context;
-  ShortDeadline(context);
+  SetDeadline(context, kReadTimeout);
   internal::v1::GetChainInfoResponse info;
   grpc::Status status = stub->GetChainInfo(&context, {}, &info);
   if (!status.ok()) return Report(status, "signer GetChainInfo");
@@ -106,7 +104,7 @@ int Info(const config::v1::Config& config) {
               static_cast<unsigned long long>(info.chain_id()),
               static_cast<unsigned long long>(info.latest_block()));
   grpc::ClientContext index_context;
-  ShortDeadline(index_context);
+  SetDeadline(index_context, kReadTimeout);
   internal::v1::IndexStatus index;
   status = stub->GetIndexStatus(&index_context, {}, &index);
   if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
@@ -122,12 +120,11 @@ int Info(const config::v1::Config& config) {
 // The keyvault's chain addresses: "operator 0x.." and "regulator 0x.." (or
 // the reason it holds none).
 int Keys(const config::v1::Config& config) {
-  auto stub = internal::v1::KeyVault::NewStub(grpc::CreateChannel(
-      "unix:" + SocketPath(config, Role::kKeyvault), grpc::InsecureChannelCredentials()));
+  auto stub = internal::v1::KeyVault::NewStub(ProcessChannel(config, Role::kKeyvault));
   for (auto [name, key] : {std::pair{"operator", internal::v1::CHAIN_KEY_OPERATOR},
                            {"regulator", internal::v1::CHAIN_KEY_REGULATOR}}) {
     grpc::ClientContext context;
-    ShortDeadline(context);
+    SetDeadline(context, kReadTimeout);
     internal::v1::GetChainPublicKeyRequest request;
     request.set_key(key);
     internal::v1::GetChainPublicKeyResponse response;
@@ -166,7 +163,7 @@ int Licence(const config::v1::Config& config, const std::string& practitioner) {
   internal::v1::GetLicenceRequest request;
   if (!ParseBytes32(practitioner, "--practitioner", request.mutable_practitioner())) return 2;
   grpc::ClientContext context;
-  ShortDeadline(context);
+  SetDeadline(context, kReadTimeout);
   internal::v1::GetLicenceResponse response;
   grpc::Status status = Stub(config)->GetLicence(&context, request, &response);
   if (!status.ok()) return Report(status, "signer GetLicence");
@@ -180,7 +177,7 @@ int LicenceEvents(const config::v1::Config& config, const std::string& after, ui
   request.set_after(after);
   request.set_limit(limit);
   grpc::ClientContext context;
-  ShortDeadline(context);
+  SetDeadline(context, kReadTimeout);
   internal::v1::ListLicenceEventsResponse response;
   grpc::Status status = Stub(config)->ListLicenceEvents(&context, request, &response);
   if (!status.ok()) return Report(status, "signer ListLicenceEvents");
@@ -193,7 +190,7 @@ int Policies(const config::v1::Config& config, uint32_t limit) {
   internal::v1::ListPolicyPublicationsRequest request;
   request.set_limit(limit);
   grpc::ClientContext context;
-  ShortDeadline(context);
+  SetDeadline(context, kReadTimeout);
   internal::v1::ListPolicyPublicationsResponse response;
   grpc::Status status = Stub(config)->ListPolicyPublications(&context, request, &response);
   if (!status.ok()) return Report(status, "signer ListPolicyPublications");
@@ -286,7 +283,7 @@ int ChainCommands::Deploy(const config::v1::Config& config) {
   }
   std::fprintf(stderr, "medvaultctl: deploying (4 transactions, each waits for its receipt)\n");
   grpc::ClientContext context;
-  Deadline(context, config, 4);
+  SetDeadline(context, TransactionTimeout(config, 4));
   internal::v1::DeployContractsResponse response;
   grpc::Status status = Stub(config)->DeployContracts(&context, request, &response);
   if (!status.ok()) return Report(status, "signer DeployContracts");
@@ -313,7 +310,7 @@ int ChainCommands::SetLicence(const config::v1::Config& config) {
   request.set_status(status);
   request.set_valid_until(valid_until_);
   grpc::ClientContext context;
-  Deadline(context, config, 1);
+  SetDeadline(context, TransactionTimeout(config, 1));
   internal::v1::TransactionResult response;
   grpc::Status rpc = Stub(config)->SetLicence(&context, request, &response);
   if (!rpc.ok()) return Report(rpc, "signer SetLicence");
@@ -339,7 +336,7 @@ int ChainCommands::PublishPolicy(const config::v1::Config& config) {
     if (!ParseBytes32(bundle_hash_, "--bundle-hash", request.mutable_bundle_hash())) return 2;
   }
   grpc::ClientContext context;
-  Deadline(context, config, 1);
+  SetDeadline(context, TransactionTimeout(config, 1));
   internal::v1::TransactionResult response;
   grpc::Status rpc = Stub(config)->PublishPolicy(&context, request, &response);
   if (!rpc.ok()) return Report(rpc, "signer PublishPolicy");

@@ -19,12 +19,7 @@ namespace medvault::ctl {
 namespace {
 
 std::unique_ptr<internal::v1::KeyVault::Stub> Stub(const config::v1::Config& config) {
-  return internal::v1::KeyVault::NewStub(grpc::CreateChannel(
-      "unix:" + SocketPath(config, Role::kKeyvault), grpc::InsecureChannelCredentials()));
-}
-
-void Deadline(grpc::ClientContext& context, absl::Duration timeout) {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  return internal::v1::KeyVault::NewStub(ProcessChannel(config, Role::kKeyvault));
 }
 
 // Single-quotes a word for /bin/sh.
@@ -96,15 +91,9 @@ int CreateDevelopmentToken(const config::v1::Config& config) {
 
 }  // namespace
 
-int Report(const grpc::Status& status, absl::string_view what) {
-  std::cerr << "medvaultctl: " << what << ": " << status.error_message() << " (gRPC code "
-            << static_cast<int>(status.error_code()) << ")\n";
-  return 1;
-}
-
 int HsmInfo(const config::v1::Config& config) {
   grpc::ClientContext context;
-  Deadline(context, absl::Seconds(5));
+  SetDeadline(context, absl::Seconds(5));
   internal::v1::GetTokenInfoResponse info;
   grpc::Status status = Stub(config)->GetTokenInfo(&context, {}, &info);
   if (!status.ok()) return Report(status, "keyvault GetTokenInfo");
@@ -123,7 +112,7 @@ int HsmInit(const config::v1::Config& config, bool create_token) {
     if (int rc = CreateDevelopmentToken(config); rc != 0) return rc;
   }
   grpc::ClientContext context;
-  Deadline(context, absl::Seconds(60));
+  SetDeadline(context, absl::Seconds(60));
   internal::v1::InitializeKeysResponse response;
   grpc::Status status = Stub(config)->InitializeKeys(&context, {}, &response);
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
@@ -142,7 +131,7 @@ int HsmInit(const config::v1::Config& config, bool create_token) {
 
 int KeysList(const config::v1::Config& config) {
   grpc::ClientContext context;
-  Deadline(context, absl::Seconds(10));
+  SetDeadline(context, absl::Seconds(10));
   internal::v1::ListKeysResponse response;
   grpc::Status status = Stub(config)->ListKeys(&context, {}, &response);
   if (!status.ok()) return Report(status, "keyvault ListKeys");
@@ -163,7 +152,7 @@ int KeysList(const config::v1::Config& config) {
 
 int KeysRotate(const config::v1::Config& config) {
   grpc::ClientContext context;
-  Deadline(context, absl::Seconds(30));
+  SetDeadline(context, absl::Seconds(30));
   internal::v1::RotateMasterKeyResponse response;
   grpc::Status status = Stub(config)->RotateMasterKey(&context, {}, &response);
   if (!status.ok()) return Report(status, "keyvault RotateMasterKey");

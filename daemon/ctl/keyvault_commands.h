@@ -4,16 +4,10 @@
 #ifndef MEDVAULT_DAEMON_CTL_KEYVAULT_COMMANDS_H_
 #define MEDVAULT_DAEMON_CTL_KEYVAULT_COMMANDS_H_
 
-#include <grpcpp/support/status.h>
-
-#include "absl/strings/string_view.h"
+#include "daemon/ctl/rpc.h"
 #include "medvault/config/v1/config.pb.h"
 
 namespace medvault::ctl {
-
-// Prints why a call failed ("medvaultctl: <what>: <message> (gRPC code N)")
-// and returns exit code 1.
-int Report(const grpc::Status& status, absl::string_view what);
 
 int HsmInfo(const config::v1::Config& config);
 // Development: with `create_token`, first creates the SoftHSM2 token the

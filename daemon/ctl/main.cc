@@ -28,11 +28,6 @@ constexpr char kDefaultConfig[] = "/etc/medvault/medvault.textproto";
 // Exit codes: 0 success, 1 a component is unhealthy or refused the call,
 // 2 bad usage or configuration.
 
-std::shared_ptr<grpc::Channel> Channel(const config::v1::Config& config, Role role) {
-  return grpc::CreateChannel("unix:" + SocketPath(config, role),
-                             grpc::InsecureChannelCredentials());
-}
-
 int Health(const config::v1::Config& config) {
   bool all_serving = true;
   std::printf("%-10s %-12s %s\n", "COMPONENT", "STATUS", "DETAIL");
@@ -77,7 +72,7 @@ int GatewayInfo(const GatewayOptions& o) {
   }
   auto stub = v1::SystemService::NewStub(grpc::CreateChannel(o.address, grpc::SslCredentials(tls)));
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  SetDeadline(context, absl::Seconds(10));
   v1::GetSystemInfoResponse info;
   grpc::Status status = stub->GetSystemInfo(&context, {}, &info);
   if (!status.ok()) return Report(status, "gateway GetSystemInfo");

@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "daemon/common/roles.h"
-#include "daemon/ctl/keyvault_commands.h"
+#include "daemon/ctl/rpc.h"
 #include "daemon/policy/bundle.h"
 #include "daemon/policy/evaluator.h"
 #include "daemon/policy/policy_loader.h"
@@ -57,9 +57,10 @@ int Lint(const std::string& dir) {
   BundleFiles files;
   std::shared_ptr<const policy::CompiledPolicy> p;
   if (int rc = Compile(dir, &files, &p); rc != 0) return rc;
-  std::printf("%s: OK: version %llu, %zu files, %zu rules, %zu actions, %zu roles, %zu attributes\n",
-              dir.c_str(), static_cast<unsigned long long>(p->version), files.files.size(),
-              p->rules.size(), p->actions.size(), p->roles.size(), p->attributes.size());
+  std::printf(
+      "%s: OK: version %llu, %zu files, %zu rules, %zu actions, %zu roles, %zu attributes\n",
+      dir.c_str(), static_cast<unsigned long long>(p->version), files.files.size(), p->rules.size(),
+      p->actions.size(), p->roles.size(), p->attributes.size());
   return 0;
 }
 
@@ -157,10 +158,11 @@ int Explain(const std::string& dir, const std::string& request_file) {
   std::vector<policy::v1::RuleTrace> traces;
   auto d = policy::Explain(*p, request, &traces);
   if (!d.ok()) return Fail("request refused", d.status());
-  std::printf("decision:    %s\nexplanation: %s\ndecision id: %s\npolicy:      version %llu, 0x%s\n",
-              policy::v1::Effect_Name(d->effect()).c_str(), d->explanation().c_str(),
-              d->decision_id().c_str(), static_cast<unsigned long long>(d->policy_version()),
-              d->bundle_hash().c_str());
+  std::printf(
+      "decision:    %s\nexplanation: %s\ndecision id: %s\npolicy:      version %llu, 0x%s\n",
+      policy::v1::Effect_Name(d->effect()).c_str(), d->explanation().c_str(),
+      d->decision_id().c_str(), static_cast<unsigned long long>(d->policy_version()),
+      d->bundle_hash().c_str());
   if (!d->next_state().empty()) std::printf("next state:  %s\n", d->next_state().c_str());
   for (const auto& o : d->obligations()) {
     std::printf("obligation:  %s%s%s (from %s)\n", o.name().c_str(), o.due().empty() ? "" : " due ",
@@ -175,13 +177,12 @@ int Explain(const std::string& dir, const std::string& request_file) {
 }
 
 std::unique_ptr<internal::v1::Policy::Stub> Stub(const config::v1::Config& config) {
-  return internal::v1::Policy::NewStub(grpc::CreateChannel(
-      "unix:" + SocketPath(config, Role::kPolicy), grpc::InsecureChannelCredentials()));
+  return internal::v1::Policy::NewStub(ProcessChannel(config, Role::kPolicy));
 }
 
 int Info(const config::v1::Config& config) {
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  SetDeadline(context, absl::Seconds(5));
   internal::v1::GetPolicyInfoResponse info;
   grpc::Status status = Stub(config)->GetPolicyInfo(&context, {}, &info);
   if (!status.ok()) return Report(status, "policy GetPolicyInfo");
@@ -198,7 +199,7 @@ int Info(const config::v1::Config& config) {
 
 int Reload(const config::v1::Config& config) {
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  SetDeadline(context, absl::Seconds(30));
   internal::v1::ReloadResponse response;
   grpc::Status status = Stub(config)->Reload(&context, {}, &response);
   if (!status.ok()) return Report(status, "policy Reload (the bundle in force keeps serving)");
@@ -218,7 +219,8 @@ PolicyCommands::PolicyCommands(CLI::App& app) {
         ->required();
     return sub;
   };
-  lint_ = bundle(policy->add_subcommand("lint", "compile a bundle; report every error with file:line"));
+  lint_ =
+      bundle(policy->add_subcommand("lint", "compile a bundle; report every error with file:line"));
   test_ = bundle(policy->add_subcommand("test", "run the policy's test suites against a bundle"));
   test_->add_option("--tests", tests_dir_, "directory of test suites (default: BUNDLE/tests)");
   test_->add_flag("-v,--verbose", verbose_, "list passing cases too");

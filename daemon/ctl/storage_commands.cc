@@ -9,7 +9,7 @@
 
 #include "absl/time/time.h"
 #include "daemon/common/roles.h"
-#include "daemon/ctl/keyvault_commands.h"
+#include "daemon/ctl/rpc.h"
 #include "medvault/internal/v1/storage.grpc.pb.h"
 
 namespace medvault::ctl {
@@ -19,19 +19,14 @@ constexpr size_t kPieceBytes = 1 << 20;  // the largest message Put accepts
 constexpr uint64_t kProgressEvery = uint64_t{64} << 20;
 
 std::unique_ptr<internal::v1::Storage::Stub> Stub(const config::v1::Config& config) {
-  return internal::v1::Storage::NewStub(grpc::CreateChannel(
-      "unix:" + SocketPath(config, Role::kStorage), grpc::InsecureChannelCredentials()));
-}
-
-void Deadline(grpc::ClientContext& context, absl::Duration timeout) {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  return internal::v1::Storage::NewStub(ProcessChannel(config, Role::kStorage));
 }
 
 }  // namespace
 
 int StorageInfo(const config::v1::Config& config) {
   grpc::ClientContext context;
-  Deadline(context, absl::Seconds(5));
+  SetDeadline(context, absl::Seconds(5));
   internal::v1::GetStoreInfoResponse info;
   grpc::Status status = Stub(config)->GetStoreInfo(&context, {}, &info);
   if (!status.ok()) return Report(status, "storage GetStoreInfo");
@@ -127,7 +122,7 @@ int StorageGet(const config::v1::Config& config, const std::string& cid, const s
 
 int StorageStat(const config::v1::Config& config, const std::string& cid) {
   grpc::ClientContext context;
-  Deadline(context, absl::Seconds(30));
+  SetDeadline(context, absl::Seconds(30));
   internal::v1::StatRequest request;
   request.set_cid(cid);
   internal::v1::StatResponse response;
@@ -141,7 +136,7 @@ int StorageStat(const config::v1::Config& config, const std::string& cid) {
 
 int StorageList(const config::v1::Config& config) {
   grpc::ClientContext context;
-  Deadline(context, absl::Minutes(5));
+  SetDeadline(context, absl::Minutes(5));
   internal::v1::ListResponse response;
   grpc::Status status = Stub(config)->List(&context, {}, &response);
   if (!status.ok()) return Report(status, "storage List");
@@ -153,7 +148,7 @@ int StorageList(const config::v1::Config& config) {
 
 int StorageGc(const config::v1::Config& config) {
   grpc::ClientContext context;
-  Deadline(context, absl::Minutes(30));
+  SetDeadline(context, absl::Minutes(30));
   internal::v1::CollectGarbageResponse response;
   grpc::Status status = Stub(config)->CollectGarbage(&context, {}, &response);
   if (!status.ok()) return Report(status, "storage CollectGarbage");

@@ -5,20 +5,13 @@
 #include "daemon/common/status_macros.h"
 
 namespace medvault::signer {
-namespace {
-
-absl::Status CheckNonZero32(absl::string_view value, absl::string_view field) {
-  if (value.size() != 32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": must be 32 bytes, got ", value.size()));
-  }
-  if (value.find_first_not_of('\0') == absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be all zero"));
-  }
+absl::Status CheckAnchorRequest(absl::string_view log_id, uint64_t tree_size,
+                                absl::string_view root_hash) {
+  RETURN_IF_ERROR(abi::CheckNonZero32(log_id, "log_id"));
+  RETURN_IF_ERROR(abi::CheckNonZero32(root_hash, "root_hash"));
+  if (tree_size == 0) return absl::InvalidArgumentError("tree_size: must be above 0");
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Anchorer>> Anchorer::Create(ChainClient* chain, ChainKey* key,
                                                            AnchorerOptions options) {
@@ -32,17 +25,12 @@ absl::StatusOr<std::unique_ptr<Anchorer>> Anchorer::Create(ChainClient* chain, C
 }
 
 Anchorer::Anchorer(ChainClient* chain, ChainKey* key, AnchorerOptions options)
-    : chain_(chain),
-      key_(key),
-      options_(std::move(options)),
-      sender_(chain, key,
-              {options_.expected_chain_id, options_.confirmations, options_.fee_caps,
-               options_.receipt_timeout, options_.poll_interval}) {}
+    : chain_(chain), key_(key), options_(std::move(options)), sender_(chain, key, options_) {}
 
 absl::StatusOr<AnchorResult> Anchorer::Anchor(absl::string_view log_id, uint64_t tree_size,
                                               absl::string_view root_hash) {
   ASSIGN_OR_RETURN(CallRequest call, AnchorCall(log_id, tree_size, root_hash));
-  RETURN_IF_ERROR(CheckedChainId().status());
+  RETURN_IF_ERROR(sender_.CheckedChainId().status());
   ASSIGN_OR_RETURN(std::optional<AnchorResult> settled, Simulate(call, log_id, "latest"));
   if (settled.has_value()) return *settled;
   ASSIGN_OR_RETURN(MinedTransaction mined, sender_.Send(call.to, call.data));
@@ -106,13 +94,9 @@ absl::StatusOr<AnchorResult> Anchorer::FromRevert(absl::string_view revert_data,
       absl::StrCat("AuditAnchor.anchor reverted: ", revert.description));
 }
 
-absl::StatusOr<uint64_t> Anchorer::CheckedChainId() { return sender_.CheckedChainId(); }
-
 absl::StatusOr<CallRequest> Anchorer::AnchorCall(absl::string_view log_id, uint64_t tree_size,
                                                  absl::string_view root_hash) {
-  RETURN_IF_ERROR(CheckNonZero32(log_id, "log_id"));
-  RETURN_IF_ERROR(CheckNonZero32(root_hash, "root_hash"));
-  if (tree_size == 0) return absl::InvalidArgumentError("tree_size: must be above 0");
+  RETURN_IF_ERROR(CheckAnchorRequest(log_id, tree_size, root_hash));
   CallRequest call;
   ASSIGN_OR_RETURN(call.from, key_->Address());
   call.to = options_.contract;
@@ -120,38 +104,8 @@ absl::StatusOr<CallRequest> Anchorer::AnchorCall(absl::string_view log_id, uint6
   return call;
 }
 
-absl::StatusOr<Fees> Anchorer::MarketFees() {
-  ASSIGN_OR_RETURN(uint64_t base_fee, chain_->NextBaseFee());
-  ASSIGN_OR_RETURN(uint64_t tip, chain_->MaxPriorityFeePerGas());
-  return ChooseFees(base_fee, tip, options_.fee_caps);
-}
-
-absl::StatusOr<uint64_t> Anchorer::GasLimit(const CallRequest& call) {
-  ASSIGN_OR_RETURN(uint64_t gas, chain_->EstimateGas(call));
-  return gas + gas / 4;
-}
-
-absl::StatusOr<Anchorer::Signed> Anchorer::Sign(const CallRequest& call, uint64_t chain_id,
-                                                uint64_t nonce, uint64_t gas_limit,
-                                                const Fees& fees) {
-  Eip1559Transaction tx;
-  tx.chain_id = chain_id;
-  tx.to = call.to;
-  tx.data = call.data;
-  tx.gas_limit = gas_limit;
-  tx.max_fee_per_gas = fees.max_fee_per_gas;
-  tx.max_priority_fee_per_gas = fees.max_priority_fee_per_gas;
-  tx.nonce = nonce;
-  ASSIGN_OR_RETURN(std::string digest, SigningHash(tx));
-  ASSIGN_OR_RETURN(EthSignature signature, key_->SignDigest(digest));
-  Signed out;
-  ASSIGN_OR_RETURN(out.raw, EncodeSignedTransaction(tx, signature));
-  out.hash = Keccak256(out.raw);
-  return out;
-}
-
 absl::StatusOr<Checkpoint> Anchorer::GetAnchor(absl::string_view log_id) {
-  RETURN_IF_ERROR(CheckNonZero32(log_id, "log_id"));
+  RETURN_IF_ERROR(abi::CheckNonZero32(log_id, "log_id"));
   CallRequest call;
   // latest() is a view: any sender does; the zero address needs no keyvault call.
   call.from = std::string(20, '\0');

@@ -24,10 +24,8 @@
 #include <optional>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/signer/audit_anchor_abi.h"
 #include "daemon/signer/chain_key.h"
@@ -37,13 +35,10 @@
 
 namespace medvault::signer {
 
-struct AnchorerOptions {
-  std::string contract;            // AuditAnchor's address, 20 bytes
-  uint64_t expected_chain_id = 0;  // 0: whatever the node reports
-  uint32_t confirmations = 1;      // blocks that must include the transaction, at least 1
-  FeeCaps fee_caps;
-  absl::Duration receipt_timeout = absl::Minutes(2);
-  absl::Duration poll_interval = absl::Milliseconds(200);
+// Chain id, confirmations, fee caps and the receipt wait as for any
+// transaction (transaction_sender.h), and the contract.
+struct AnchorerOptions : TransactionSenderOptions {
+  std::string contract;  // AuditAnchor's address, 20 bytes
 };
 
 struct AnchorResult {
@@ -54,6 +49,11 @@ struct AnchorResult {
   uint64_t block_number = 0;
   bool already_anchored = false;
 };
+
+// The request Anchor() accepts: INVALID_ARGUMENT naming the field for a log
+// id or root that is not 32 non-zero bytes or a zero tree size.
+absl::Status CheckAnchorRequest(absl::string_view log_id, uint64_t tree_size,
+                                absl::string_view root_hash);
 
 class Anchorer {
  public:
@@ -77,40 +77,34 @@ class Anchorer {
   absl::StatusOr<Checkpoint> GetAnchor(absl::string_view log_id);
 
   // --- Steps, for the outbox worker (thread-safe, no nonce state) ---------
-  // The node's chain id; FAILED_PRECONDITION when it is not the configured one.
-  absl::StatusOr<uint64_t> CheckedChainId();
   // The anchor() call from the chain key's address; INVALID_ARGUMENT as Anchor().
   absl::StatusOr<CallRequest> AnchorCall(absl::string_view log_id, uint64_t tree_size,
                                          absl::string_view root_hash);
-  // Step 1 at `block`: nullopt when the call would succeed; a result when
-  // this tree head is already the latest; FAILED_PRECONDITION with the
-  // reason for any other revert.
-  absl::StatusOr<std::optional<AnchorResult>> Simulate(const CallRequest& call,
-                                                       absl::string_view log_id,
-                                                       absl::string_view block);
-  // Step 2: the fees to offer now (fee_policy.h) and the gas limit.
-  absl::StatusOr<Fees> MarketFees();
-  absl::StatusOr<uint64_t> GasLimit(const CallRequest& call);
-  struct Signed {
-    std::string raw;   // for eth_sendRawTransaction
-    std::string hash;  // keccak256(raw)
-  };
-  // Step 4 without sending: the transaction signed by the chain key.
-  absl::StatusOr<Signed> Sign(const CallRequest& call, uint64_t chain_id, uint64_t nonce,
-                              uint64_t gas_limit, const Fees& fees);
   // A revert of anchor(): a success for AlreadyAnchored, else
-  // FAILED_PRECONDITION with the contract's reason.
+  // FAILED_PRECONDITION with the contract's reason. (The worker calls
+  // eth_call itself: a node error there, also FAILED_PRECONDITION, must
+  // stay a transient error and not fail the entry.)
   absl::StatusOr<AnchorResult> FromRevert(absl::string_view revert_data, absl::string_view log_id);
+  // Chain id, gas, fees and signing with the chain key (its own nonces are
+  // the caller's).
+  TransactionSender& sender() { return sender_; }
   const AnchorerOptions& options() const { return options_; }
 
  private:
   Anchorer(ChainClient* chain, ChainKey* key, AnchorerOptions options);
 
+  // Step 1 at `block`: nullopt when the call would succeed; a result when
+  // this tree head is already the latest; FAILED_PRECONDITION with the
+  // reason for any other revert (or a node error).
+  absl::StatusOr<std::optional<AnchorResult>> Simulate(const CallRequest& call,
+                                                       absl::string_view log_id,
+                                                       absl::string_view block);
+
   // Constant after construction.
   ChainClient* const chain_;
   ChainKey* const key_;
   const AnchorerOptions options_;
-  TransactionSender sender_;  // serialises Anchor() calls
+  TransactionSender sender_;  // serialises the transactions of Anchor()
 };
 
 }  // namespace medvault::signer

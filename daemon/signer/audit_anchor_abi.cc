@@ -36,6 +36,14 @@ absl::Status CheckBytes32(absl::string_view value, absl::string_view field) {
   return absl::OkStatus();
 }
 
+absl::Status CheckNonZero32(absl::string_view value, absl::string_view field) {
+  if (absl::Status s = CheckBytes32(value, field); !s.ok()) return s;
+  if (value.find_first_not_of('\0') == absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be all zero"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace abi
 
 using abi::CheckBytes32;

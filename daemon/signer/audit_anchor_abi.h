@@ -30,6 +30,8 @@ std::string AddressWord(absl::string_view address);
 bool WordToUint64(absl::string_view word, uint64_t* value);
 // INVALID_ARGUMENT "<field>: must be 32 bytes, got n" unless 32 bytes.
 absl::Status CheckBytes32(absl::string_view value, absl::string_view field);
+// As CheckBytes32, and INVALID_ARGUMENT "<field>: must not be all zero".
+absl::Status CheckNonZero32(absl::string_view value, absl::string_view field);
 }  // namespace abi
 
 // anchor(bytes32 logId, uint64 treeSize, bytes32 rootHash). INVALID_ARGUMENT

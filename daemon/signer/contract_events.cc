@@ -11,8 +11,10 @@ namespace {
 
 using abi::kWord;
 
-// The log has `topics` topics (topics[0] included) and `words` data words.
-absl::Status CheckShape(const EventLog& log, absl::string_view event, size_t topics, size_t words) {
+// The log is an `event` (topics[0] is `topic`) with `topics` topics
+// (topics[0] included) and `words` data words.
+absl::Status CheckShape(const EventLog& log, absl::string_view event, const std::string& topic0,
+                        size_t topics, size_t words) {
   if (log.topics.size() != topics) {
     return absl::InvalidArgumentError(
         absl::StrCat(event, ": ", log.topics.size(), " topics, expected ", topics));
@@ -25,6 +27,9 @@ absl::Status CheckShape(const EventLog& log, absl::string_view event, size_t top
   if (log.data.size() != words * kWord) {
     return absl::InvalidArgumentError(
         absl::StrCat(event, ": ", log.data.size(), " bytes of data, expected ", words * kWord));
+  }
+  if (log.topics[0] != topic0) {
+    return absl::InvalidArgumentError(absl::StrCat(event, ": topics[0] is another event's"));
   }
   return absl::OkStatus();
 }
@@ -94,10 +99,7 @@ EventPosition PositionOf(const EventLog& log) {
 
 absl::StatusOr<AnchoredEvent> DecodeAnchored(const EventLog& log) {
   constexpr absl::string_view kEvent = "Anchored";
-  RETURN_IF_ERROR(CheckShape(log, kEvent, 3, 2));
-  if (log.topics[0] != AnchoredTopic()) {
-    return absl::InvalidArgumentError("Anchored: topics[0] is another event's");
-  }
+  RETURN_IF_ERROR(CheckShape(log, kEvent, AnchoredTopic(), 3, 2));
   AnchoredEvent event;
   event.log_id = log.topics[1];
   ASSIGN_OR_RETURN(event.operator_address, AddressOf(log.topics[2], kEvent, "operator"));
@@ -109,10 +111,7 @@ absl::StatusOr<AnchoredEvent> DecodeAnchored(const EventLog& log) {
 
 absl::StatusOr<LicenceChangedEvent> DecodeLicenceChanged(const EventLog& log) {
   constexpr absl::string_view kEvent = "LicenceChanged";
-  RETURN_IF_ERROR(CheckShape(log, kEvent, 2, 4));
-  if (log.topics[0] != LicenceChangedTopic()) {
-    return absl::InvalidArgumentError("LicenceChanged: topics[0] is another event's");
-  }
+  RETURN_IF_ERROR(CheckShape(log, kEvent, LicenceChangedTopic(), 2, 4));
   LicenceChangedEvent event;
   event.practitioner = log.topics[1];
   ASSIGN_OR_RETURN(event.previous_status, StatusOf(Word(log, 0), "previousStatus"));
@@ -125,10 +124,7 @@ absl::StatusOr<LicenceChangedEvent> DecodeLicenceChanged(const EventLog& log) {
 
 absl::StatusOr<PolicyPublishedEvent> DecodePolicyPublished(const EventLog& log) {
   constexpr absl::string_view kEvent = "PolicyPublished";
-  RETURN_IF_ERROR(CheckShape(log, kEvent, 2, 1));
-  if (log.topics[0] != PolicyPublishedTopic()) {
-    return absl::InvalidArgumentError("PolicyPublished: topics[0] is another event's");
-  }
+  RETURN_IF_ERROR(CheckShape(log, kEvent, PolicyPublishedTopic(), 2, 1));
   PolicyPublishedEvent event;
   ASSIGN_OR_RETURN(event.version, Uint64Of(log.topics[1], kEvent, "version"));
   event.bundle_hash = std::string(Word(log, 0));

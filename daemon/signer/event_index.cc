@@ -1,6 +1,5 @@
 #include "daemon/signer/event_index.h"
 
-#include <openssl/crypto.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -154,6 +153,35 @@ LicenceChangedEvent LicenceFrom(SqliteStatement& row) {
   return e;
 }
 
+PolicyPublishedEvent PolicyFrom(SqliteStatement& row) {
+  PolicyPublishedEvent e;
+  e.version = AsUint(row.Int(0));
+  e.bundle_hash = row.Blob(1);
+  e.position = PositionFrom(row, 2);
+  return e;
+}
+
+AnchoredEvent AnchorFrom(SqliteStatement& row) {
+  AnchoredEvent e;
+  e.log_id = row.Blob(0);
+  e.tree_size = AsUint(row.Int(1));
+  e.root_hash = row.Blob(2);
+  e.operator_address = row.Blob(3);
+  e.position = PositionFrom(row, 4);
+  return e;
+}
+
+// Every row of the (prepared and bound) query `q`, each made by `from`.
+template <typename From>
+auto ReadRows(SqliteStatement& q, From from) -> absl::StatusOr<std::vector<decltype(from(q))>> {
+  std::vector<decltype(from(q))> rows;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return rows;
+    rows.push_back(from(q));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EventIndex>> EventIndex::Open(const std::string& path,
@@ -236,13 +264,9 @@ absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> EventIndex::BlockH
   absl::MutexLock lock(&mu_);
   SqliteStatement q(db_, kOwner, "SELECT number, hash FROM blocks ORDER BY number DESC");
   RETURN_IF_ERROR(q.status());
-  std::vector<std::pair<uint64_t, std::string>> hashes;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    hashes.emplace_back(AsUint(q.Int(0)), q.Blob(1));
-  }
-  return hashes;
+  return ReadRows(q, [](SqliteStatement& row) {
+    return std::pair<uint64_t, std::string>(AsUint(row.Int(0)), row.Blob(1));
+  });
 }
 
 absl::Status EventIndex::Commit(const IndexBatch& batch) {
@@ -317,13 +341,9 @@ absl::StatusOr<std::vector<std::pair<int64_t, LicenceChangedEvent>>> EventIndex:
                         .c_str());
   RETURN_IF_ERROR(q.status());
   q.Bind(1, after_id).Bind(2, static_cast<int64_t>(limit));
-  std::vector<std::pair<int64_t, LicenceChangedEvent>> events;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    events.emplace_back(q.Int(0), LicenceFrom(q));
-  }
-  return events;
+  return ReadRows(q, [](SqliteStatement& row) {
+    return std::pair<int64_t, LicenceChangedEvent>(row.Int(0), LicenceFrom(row));
+  });
 }
 
 absl::StatusOr<std::optional<LicenceChangedEvent>> EventIndex::LatestLicence(
@@ -350,17 +370,7 @@ absl::StatusOr<std::vector<PolicyPublishedEvent>> EventIndex::PolicyPublications
                         .c_str());
   RETURN_IF_ERROR(q.status());
   q.Bind(1, static_cast<int64_t>(limit));
-  std::vector<PolicyPublishedEvent> events;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    PolicyPublishedEvent e;
-    e.version = AsUint(q.Int(0));
-    e.bundle_hash = q.Blob(1);
-    e.position = PositionFrom(q, 2);
-    events.push_back(std::move(e));
-  }
-  return events;
+  return ReadRows(q, PolicyFrom);
 }
 
 absl::StatusOr<std::vector<AnchoredEvent>> EventIndex::AnchorEvents(absl::string_view log_id,
@@ -377,19 +387,7 @@ absl::StatusOr<std::vector<AnchoredEvent>> EventIndex::AnchorEvents(absl::string
           .c_str());
   RETURN_IF_ERROR(q.status());
   q.BindBlob(1, log_id).Bind(2, static_cast<int64_t>(limit));
-  std::vector<AnchoredEvent> events;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    AnchoredEvent e;
-    e.log_id = q.Blob(0);
-    e.tree_size = AsUint(q.Int(1));
-    e.root_hash = q.Blob(2);
-    e.operator_address = q.Blob(3);
-    e.position = PositionFrom(q, 4);
-    events.push_back(std::move(e));
-  }
-  return events;
+  return ReadRows(q, AnchorFrom);
 }
 
 }  // namespace medvault::signer

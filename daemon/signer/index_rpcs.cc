@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/common/status_macros.h"
+#include "daemon/signer/audit_anchor_abi.h"
 
 namespace medvault::signer {
 namespace {
@@ -29,14 +30,6 @@ absl::Status RequireFollowed(const Indexer* indexer, std::string IndexerOptions:
 absl::StatusOr<uint32_t> ListLimit(uint32_t limit) {
   if (limit > 1000) return absl::InvalidArgumentError("limit: must be at most 1000");
   return limit == 0 ? 100 : limit;
-}
-
-absl::Status CheckBytes32(const std::string& value, absl::string_view field) {
-  if (value.size() != 32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": must be 32 bytes, got ", value.size()));
-  }
-  return absl::OkStatus();
 }
 
 // The id in a ListLicenceEvents cursor (decimal digits only); 0 for none.
@@ -108,7 +101,7 @@ absl::Status GetLicence(const Indexer* indexer, const v1::GetLicenceRequest& req
                         v1::GetLicenceResponse* response) {
   RETURN_IF_ERROR(
       RequireFollowed(indexer, &IndexerOptions::licence_registry, "signer.licence_registry"));
-  RETURN_IF_ERROR(CheckBytes32(request.practitioner(), "practitioner"));
+  RETURN_IF_ERROR(abi::CheckBytes32(request.practitioner(), "practitioner"));
   ToProto(indexer->status(), response->mutable_index());
   ASSIGN_OR_RETURN(auto licence, indexer->index()->LatestLicence(request.practitioner()));
   if (!licence.has_value()) {
@@ -139,7 +132,7 @@ absl::Status ListAnchorEvents(const Indexer* indexer, const v1::ListAnchorEvents
                               v1::ListAnchorEventsResponse* response) {
   RETURN_IF_ERROR(
       RequireFollowed(indexer, &IndexerOptions::audit_anchor, "signer.anchor_contract"));
-  RETURN_IF_ERROR(CheckBytes32(request.log_id(), "log_id"));
+  RETURN_IF_ERROR(abi::CheckBytes32(request.log_id(), "log_id"));
   ASSIGN_OR_RETURN(uint32_t limit, ListLimit(request.limit()));
   ToProto(indexer->status(), response->mutable_index());
   ASSIGN_OR_RETURN(auto events, indexer->index()->AnchorEvents(request.log_id(), limit));

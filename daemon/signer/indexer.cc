@@ -160,6 +160,9 @@ absl::Status Indexer::Poll() {
     const uint64_t to =
         target - cursor.next_block >= batch_ ? cursor.next_block + batch_ - 1 : target;
     RETURN_IF_ERROR(IndexRange(cursor.next_block, to, target, cursor_hash));
+    // At the target: no range follows, so the cursor's block is checked
+    // again by the next poll only (not here, right after reading it).
+    if (to == target) break;
   }
   absl::MutexLock lock(&mu_);
   synced_at_ = options_.clock();

@@ -194,12 +194,12 @@ absl::StatusOr<JsonRpcChainClient::Reply> JsonRpcChainClient::Invoke(
   CURLcode rc = curl_easy_perform(curl.get());
   if (rc != CURLE_OK) {
     return absl::UnavailableError(
-        absl::StrCat(method, " to ", url_, ": ", error[0] ? error : curl_easy_strerror(rc)));
+        absl::StrCat(method, " to ", endpoint_, ": ", error[0] ? error : curl_easy_strerror(rc)));
   }
   long http = 0;
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &http);
   if (http != 200) {
-    return absl::UnavailableError(absl::StrCat(method, " to ", url_, ": HTTP ", http));
+    return absl::UnavailableError(absl::StrCat(method, " to ", endpoint_, ": HTTP ", http));
   }
   google::protobuf::Struct reply;
   if (auto s = google::protobuf::util::JsonStringToMessage(body, &reply); !s.ok()) {

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "daemon/common/url.h"
 
 namespace medvault::signer {
 
@@ -120,7 +121,7 @@ class JsonRpcChainClient : public ChainClient {
   // the node's JSON-RPC error is returned as FAILED_PRECONDITION with its
   // code and message.
   JsonRpcChainClient(std::string url, absl::Duration timeout)
-      : url_(std::move(url)), timeout_(timeout) {}
+      : url_(std::move(url)), endpoint_(EndpointForLogs(url_)), timeout_(timeout) {}
 
   absl::StatusOr<uint64_t> ChainId() override;
   absl::StatusOr<uint64_t> BlockNumber() override;
@@ -148,6 +149,7 @@ class JsonRpcChainClient : public ChainClient {
                                         absl::string_view params_json = "[]");
 
   const std::string url_;
+  const std::string endpoint_;  // url_ for messages, without credentials (url.h)
   const absl::Duration timeout_;
 };
 

@@ -17,6 +17,7 @@
 #include "daemon/common/service_main.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/signer/anchorer.h"
+#include "daemon/signer/audit_anchor_abi.h"
 #include "daemon/signer/chain_admin.h"
 #include "daemon/signer/event_index.h"
 #include "daemon/signer/index_rpcs.h"
@@ -249,9 +250,8 @@ class SignerService : public Guardable<internal::v1::Signer::Service> {
     }
     for (const auto& [field, value] : {std::pair{"practitioner", &request->practitioner()},
                                        {"evidence_hash", &request->evidence_hash()}}) {
-      if (value->size() != 32 || value->find_first_not_of('\0') == std::string::npos) {
-        return ToGrpcStatus(
-            absl::InvalidArgumentError(absl::StrCat(field, ": must be 32 bytes, not all zero")));
+      if (absl::Status bad = abi::CheckNonZero32(*value, field); !bad.ok()) {
+        return ToGrpcStatus(bad);
       }
     }
     auto mined = admin_->SetLicence(licence_registry_, request->practitioner(),
@@ -270,10 +270,8 @@ class SignerService : public Guardable<internal::v1::Signer::Service> {
     if (request->version() == 0) {
       return ToGrpcStatus(absl::InvalidArgumentError("version: must be above 0"));
     }
-    if (request->bundle_hash().size() != 32 ||
-        request->bundle_hash().find_first_not_of('\0') == std::string::npos) {
-      return ToGrpcStatus(
-          absl::InvalidArgumentError("bundle_hash: must be 32 bytes, not all zero"));
+    if (absl::Status bad = abi::CheckNonZero32(request->bundle_hash(), "bundle_hash"); !bad.ok()) {
+      return ToGrpcStatus(bad);
     }
     auto mined =
         admin_->PublishPolicy(policy_registry_, request->version(), request->bundle_hash());
@@ -329,41 +327,34 @@ class SignerProcess : public ServiceProcess {
         std::make_unique<KeyvaultChainKey>(SocketPath(config_, Role::kKeyvault), kKeyvaultTimeout);
     regulator_key_ = std::make_unique<KeyvaultChainKey>(
         SocketPath(config_, Role::kKeyvault), kKeyvaultTimeout, internal::v1::CHAIN_KEY_REGULATOR);
-    TransactionSenderOptions admin_options;
-    admin_options.expected_chain_id = signer.chain_id();
-    admin_options.confirmations = signer.confirmations();
-    admin_options.fee_caps = {signer.max_fee_per_gas_wei(), signer.max_priority_fee_per_gas_wei()};
-    admin_options.receipt_timeout = absl::Milliseconds(signer.receipt_timeout_ms());
-    admin_ =
-        std::make_unique<ChainAdmin>(chain_.get(), key_.get(), regulator_key_.get(), admin_options);
-    std::string licence_registry, policy_registry;
-    if (!signer.licence_registry().empty()) {
-      ASSIGN_OR_RETURN(licence_registry,
-                       ParseAddress(signer.licence_registry(), "signer.licence_registry"));
+    TransactionSenderOptions sending;
+    sending.expected_chain_id = signer.chain_id();
+    sending.confirmations = signer.confirmations();
+    sending.fee_caps = {signer.max_fee_per_gas_wei(), signer.max_priority_fee_per_gas_wei()};
+    sending.receipt_timeout = absl::Milliseconds(signer.receipt_timeout_ms());
+    admin_ = std::make_unique<ChainAdmin>(chain_.get(), key_.get(), regulator_key_.get(), sending);
+    // The contracts' addresses (20 bytes; empty when not configured).
+    IndexerOptions contracts;
+    for (const auto& [value, key, out] :
+         {std::tuple{&signer.anchor_contract(), "signer.anchor_contract", &contracts.audit_anchor},
+          {&signer.licence_registry(), "signer.licence_registry", &contracts.licence_registry},
+          {&signer.policy_registry(), "signer.policy_registry", &contracts.policy_registry}}) {
+      if (!value->empty()) {
+        ASSIGN_OR_RETURN(*out, ParseAddress(*value, key));
+      }
     }
-    if (!signer.policy_registry().empty()) {
-      ASSIGN_OR_RETURN(policy_registry,
-                       ParseAddress(signer.policy_registry(), "signer.policy_registry"));
-    }
-    if (!signer.anchor_contract().empty()) {
-      auto contract = ParseAddress(signer.anchor_contract(), "signer.anchor_contract");
-      if (!contract.ok()) return contract.status();
-      AnchorerOptions options;
-      options.contract = *std::move(contract);
-      options.expected_chain_id = signer.chain_id();
-      options.confirmations = signer.confirmations();
-      options.fee_caps = {signer.max_fee_per_gas_wei(), signer.max_priority_fee_per_gas_wei()};
-      options.receipt_timeout = absl::Milliseconds(signer.receipt_timeout_ms());
+    if (!contracts.audit_anchor.empty()) {
+      AnchorerOptions options{sending, contracts.audit_anchor};
       auto anchorer = Anchorer::Create(chain_.get(), key_.get(), std::move(options));
       if (!anchorer.ok()) return anchorer.status();
       anchorer_ = *std::move(anchorer);
       RETURN_IF_ERROR(OpenOutbox());
     }
-    RETURN_IF_ERROR(OpenIndex());
+    RETURN_IF_ERROR(OpenIndex(contracts));
     service_ = std::make_unique<SignerService>(chain_.get(), signer.chain_id(), anchorer_.get(),
                                                outbox_.get(), store_.get(),
                                                absl::Milliseconds(signer.receipt_timeout_ms()));
-    service_->set_admin(admin_.get(), std::move(licence_registry), std::move(policy_registry));
+    service_->set_admin(admin_.get(), contracts.licence_registry, contracts.policy_registry);
     service_->set_indexer(indexer_.get());
     internal.AddService(service_.get(), *InternalService(Role::kSigner));
     return absl::OkStatus();
@@ -419,18 +410,10 @@ class SignerProcess : public ServiceProcess {
   }
 
   // The event index (index.db beside the outbox, same key) and its indexer,
-  // when any contract is configured. The key lives only in this function.
-  absl::Status OpenIndex() {
+  // when any contract is configured (`options` has their addresses). The
+  // key lives only in this function.
+  absl::Status OpenIndex(IndexerOptions options) {
     const auto& signer = config_.signer();
-    IndexerOptions options;
-    for (const auto& [value, key, out] :
-         {std::tuple{&signer.anchor_contract(), "signer.anchor_contract", &options.audit_anchor},
-          {&signer.licence_registry(), "signer.licence_registry", &options.licence_registry},
-          {&signer.policy_registry(), "signer.policy_registry", &options.policy_registry}}) {
-      if (!value->empty()) {
-        ASSIGN_OR_RETURN(*out, ParseAddress(*value, key));
-      }
-    }
     if (options.audit_anchor.empty() && options.licence_registry.empty() &&
         options.policy_registry.empty()) {
       log::Warn("index.disabled", {{"reason", "no contract is configured"}});

@@ -1,14 +1,13 @@
 #include "daemon/signer/outbox_store.h"
 
-#include <openssl/crypto.h>
 #include <sqlite3.h>
 
 #include <utility>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/common/sqlite.h"
 #include "daemon/common/status_macros.h"
+#include "daemon/signer/eth_tx.h"
 
 namespace medvault::signer {
 namespace {
@@ -90,10 +89,6 @@ OutboxStore::~OutboxStore() {
   sqlite3_close(db_);
 }
 
-absl::Status OutboxStore::InTransaction(absl::FunctionRef<absl::Status()> body) {
-  return SqliteTransaction(db_, kOwner, body);
-}
-
 absl::StatusOr<OutboxEntry> OutboxStore::Load(int64_t id) {
   SqliteStatement q(db_, kOwner,
                     absl::StrCat("SELECT ", kEntryColumns, " FROM anchors WHERE id = ?").c_str());
@@ -143,7 +138,7 @@ absl::StatusOr<OutboxStore::Enqueued> OutboxStore::Enqueue(absl::string_view log
   absl::MutexLock lock(&mu_);
   int64_t id = 0;
   bool created = false;
-  RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+  RETURN_IF_ERROR(SqliteTransaction(db_, kOwner, [&]() -> absl::Status {
     SqliteStatement existing(db_, kOwner,
                              "SELECT id, root_hash, state FROM anchors "
                              "WHERE log_id = ? AND tree_size = ?");
@@ -156,19 +151,17 @@ absl::StatusOr<OutboxStore::Enqueued> OutboxStore::Enqueue(absl::string_view log
       const bool failed = static_cast<AnchorState>(existing.Int(2)) == AnchorState::kFailed;
       if (!same_root && !failed) {
         return absl::FailedPreconditionError(
-            absl::StrCat("tree_size: ", tree_size, " of log 0x", absl::BytesToHexString(log_id),
+            absl::StrCat("tree_size: ", tree_size, " of log ", ToHex(log_id),
                          " is already in the outbox (entry ", id, ") with a different root_hash"));
       }
       if (!failed) return absl::OkStatus();
       // A failed entry asked for again: retried (the cause may be fixed,
       // e.g. the key made an operator), with the root now asked for.
-      SqliteStatement retry(
-          db_, kOwner,
-          "UPDATE anchors SET root_hash = ?, state = 1, nonce = NULL, error = '', "
-          "attempts = attempts + 1, updated_ms = ? WHERE id = ?");
-      RETURN_IF_ERROR(retry.status());
-      retry.BindBlob(1, root_hash).Bind(2, NowMs()).Bind(3, id);
-      return retry.Step().status();
+      SqliteStatement root(db_, kOwner, "UPDATE anchors SET root_hash = ? WHERE id = ?");
+      RETURN_IF_ERROR(root.status());
+      root.BindBlob(1, root_hash).Bind(2, id);
+      RETURN_IF_ERROR(root.Step().status());
+      return RequeueLocked(id, "");
     }
     ASSIGN_OR_RETURN(uint64_t unfinished, CountUnfinishedLocked());
     if (unfinished >= capacity) {
@@ -230,7 +223,7 @@ absl::StatusOr<std::vector<OutboxEntry>> OutboxStore::ListByLog(absl::string_vie
 
 absl::Status OutboxStore::RecordTransaction(int64_t id, const SentTransaction& tx) {
   absl::MutexLock lock(&mu_);
-  return InTransaction([&]() -> absl::Status {
+  return SqliteTransaction(db_, kOwner, [&]() -> absl::Status {
     SqliteStatement insert(
         db_, kOwner,
         "INSERT OR REPLACE INTO transactions (hash, anchor_id, nonce, raw, max_fee, "
@@ -265,6 +258,10 @@ absl::Status OutboxStore::ForgetTransaction(absl::string_view hash) {
 
 absl::Status OutboxStore::Requeue(int64_t id, absl::string_view error) {
   absl::MutexLock lock(&mu_);
+  return RequeueLocked(id, error);
+}
+
+absl::Status OutboxStore::RequeueLocked(int64_t id, absl::string_view error) {
   SqliteStatement q(
       db_, kOwner,
       "UPDATE anchors SET state = 1, nonce = NULL, error = ?, attempts = attempts + 1, "

@@ -31,7 +31,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -69,8 +68,9 @@ struct OutboxEntry {
   std::string root_hash;  // 32 bytes
   AnchorState state = AnchorState::kQueued;
   std::optional<uint64_t> nonce;  // while kSent, and kept once confirmed
-  // Every transaction signed for the current nonce, oldest first; the last
-  // one is the current (highest-fee) replacement.
+  // Every transaction signed for the entry, oldest first, also those of an
+  // earlier nonce before it was queued again; the last one is the current
+  // (highest-fee) one.
   std::vector<SentTransaction> transactions;
   std::string transaction_hash;   // kConfirmed: the one that was mined (empty if none was needed)
   uint64_t block_number = 0;      // kConfirmed
@@ -129,7 +129,7 @@ class OutboxStore {
   explicit OutboxStore(sqlite3* db) : db_(db) {}
   absl::StatusOr<OutboxEntry> Load(int64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<uint64_t> CountUnfinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status InTransaction(absl::FunctionRef<absl::Status()> body)
+  absl::Status RequeueLocked(int64_t id, absl::string_view error)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;

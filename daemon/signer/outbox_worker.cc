@@ -42,14 +42,7 @@ void OutboxWorker::Notify() {
 absl::StatusOr<OutboxStore::Enqueued> OutboxWorker::Submit(absl::string_view log_id,
                                                            uint64_t tree_size,
                                                            absl::string_view root_hash) {
-  // Checks the shapes (and that the call can be encoded) before storing.
-  RETURN_IF_ERROR(EncodeAnchorCall(log_id, tree_size, root_hash).status());
-  for (auto [value, field] : {std::pair{log_id, "log_id"}, std::pair{root_hash, "root_hash"}}) {
-    if (value.find_first_not_of('\0') == absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ": must not be all zero"));
-    }
-  }
-  if (tree_size == 0) return absl::InvalidArgumentError("tree_size: must be above 0");
+  RETURN_IF_ERROR(CheckAnchorRequest(log_id, tree_size, root_hash));
   if (tree_size > static_cast<uint64_t>(INT64_MAX)) {
     return absl::InvalidArgumentError("tree_size: must be below 2^63");
   }
@@ -123,7 +116,8 @@ absl::StatusOr<bool> OutboxWorker::SendFirst(const OutboxEntry& entry) {
     return true;
   }
   if (!call.ok()) return call.status();  // the keyvault (the key's address)
-  ASSIGN_OR_RETURN(uint64_t chain_id, anchorer_->CheckedChainId());
+  TransactionSender& sender = anchorer_->sender();
+  ASSIGN_OR_RETURN(uint64_t chain_id, sender.CheckedChainId());
   ASSIGN_OR_RETURN(CallOutcome outcome, chain_->EthCall(*call, "latest"));
   if (outcome.reverted) {
     absl::StatusOr<AnchorResult> settled = anchorer_->FromRevert(outcome.data, entry.log_id);
@@ -140,11 +134,11 @@ absl::StatusOr<bool> OutboxWorker::SendFirst(const OutboxEntry& entry) {
     }
     return true;
   }
-  ASSIGN_OR_RETURN(uint64_t gas_limit, anchorer_->GasLimit(*call));
-  ASSIGN_OR_RETURN(Fees fees, anchorer_->MarketFees());
+  ASSIGN_OR_RETURN(uint64_t gas_limit, sender.GasLimit(*call));
+  ASSIGN_OR_RETURN(Fees fees, sender.MarketFees());
   ASSIGN_OR_RETURN(uint64_t nonce, chain_->PendingNonce(call->from));
-  ASSIGN_OR_RETURN(Anchorer::Signed signed_tx,
-                   anchorer_->Sign(*call, chain_id, nonce, gas_limit, fees));
+  ASSIGN_OR_RETURN(TransactionSender::Signed signed_tx,
+                   sender.Sign(*call, chain_id, nonce, gas_limit, fees));
   SentTransaction tx{signed_tx.hash, signed_tx.raw, nonce, gas_limit, fees, absl::Now()};
   // Durable before the node sees it: after a crash the nonce and the hash
   // are known.
@@ -251,14 +245,15 @@ absl::Status OutboxWorker::Broadcast(const SentTransaction& tx) {
 
 absl::StatusOr<bool> OutboxWorker::BumpFees(const OutboxEntry& entry, const CallRequest& call) {
   const SentTransaction& newest = entry.transactions.back();
-  ASSIGN_OR_RETURN(Fees market, anchorer_->MarketFees());
+  TransactionSender& sender = anchorer_->sender();
+  ASSIGN_OR_RETURN(Fees market, sender.MarketFees());
   ASSIGN_OR_RETURN(
       Fees fees, ::medvault::signer::BumpFees(newest.fees, market, anchorer_->options().fee_caps));
-  ASSIGN_OR_RETURN(uint64_t chain_id, anchorer_->CheckedChainId());
+  ASSIGN_OR_RETURN(uint64_t chain_id, sender.CheckedChainId());
   // The same gas limit: estimating again would run against the node's
   // pending state, where the transaction being replaced already anchored.
-  ASSIGN_OR_RETURN(Anchorer::Signed signed_tx,
-                   anchorer_->Sign(call, chain_id, newest.nonce, newest.gas_limit, fees));
+  ASSIGN_OR_RETURN(TransactionSender::Signed signed_tx,
+                   sender.Sign(call, chain_id, newest.nonce, newest.gas_limit, fees));
   SentTransaction tx{signed_tx.hash,   signed_tx.raw, newest.nonce,
                      newest.gas_limit, fees,          absl::Now()};
   RETURN_IF_ERROR(store_->RecordTransaction(entry.id, tx));

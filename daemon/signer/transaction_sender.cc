@@ -17,6 +17,37 @@ absl::StatusOr<uint64_t> TransactionSender::CheckedChainId() {
   return chain_id;
 }
 
+absl::StatusOr<Fees> TransactionSender::MarketFees() {
+  ASSIGN_OR_RETURN(uint64_t base_fee, chain_->NextBaseFee());
+  ASSIGN_OR_RETURN(uint64_t tip, chain_->MaxPriorityFeePerGas());
+  return ChooseFees(base_fee, tip, options_.fee_caps);
+}
+
+absl::StatusOr<uint64_t> TransactionSender::GasLimit(const CallRequest& call) {
+  ASSIGN_OR_RETURN(uint64_t gas, chain_->EstimateGas(call));
+  return gas + gas / 4;
+}
+
+absl::StatusOr<TransactionSender::Signed> TransactionSender::Sign(const CallRequest& call,
+                                                                  uint64_t chain_id, uint64_t nonce,
+                                                                  uint64_t gas_limit,
+                                                                  const Fees& fees) {
+  Eip1559Transaction tx;
+  tx.chain_id = chain_id;
+  tx.nonce = nonce;
+  tx.to = call.to;
+  tx.data = call.data;
+  tx.gas_limit = gas_limit;
+  tx.max_fee_per_gas = fees.max_fee_per_gas;
+  tx.max_priority_fee_per_gas = fees.max_priority_fee_per_gas;
+  ASSIGN_OR_RETURN(std::string digest, SigningHash(tx));
+  ASSIGN_OR_RETURN(EthSignature signature, key_->SignDigest(digest));
+  Signed out;
+  ASSIGN_OR_RETURN(out.raw, EncodeSignedTransaction(tx, signature));
+  out.hash = Keccak256(out.raw);
+  return out;
+}
+
 absl::StatusOr<MinedTransaction> TransactionSender::Send(absl::string_view to,
                                                          absl::string_view data) {
   absl::MutexLock lock(&mu_);
@@ -25,28 +56,15 @@ absl::StatusOr<MinedTransaction> TransactionSender::Send(absl::string_view to,
   ASSIGN_OR_RETURN(call.from, key_->Address());
   call.to = std::string(to);
   call.data = std::string(data);
-
-  Eip1559Transaction tx;
-  tx.chain_id = chain_id;
-  tx.to = call.to;
-  tx.data = call.data;
-  ASSIGN_OR_RETURN(uint64_t gas, chain_->EstimateGas(call));
-  tx.gas_limit = gas + gas / 4;
-  ASSIGN_OR_RETURN(uint64_t base_fee, chain_->NextBaseFee());
-  ASSIGN_OR_RETURN(uint64_t tip, chain_->MaxPriorityFeePerGas());
-  ASSIGN_OR_RETURN(Fees fees, ChooseFees(base_fee, tip, options_.fee_caps));
-  tx.max_fee_per_gas = fees.max_fee_per_gas;
-  tx.max_priority_fee_per_gas = fees.max_priority_fee_per_gas;
-  ASSIGN_OR_RETURN(tx.nonce, chain_->PendingNonce(call.from));
-
-  ASSIGN_OR_RETURN(std::string digest, SigningHash(tx));
-  ASSIGN_OR_RETURN(EthSignature signature, key_->SignDigest(digest));
-  ASSIGN_OR_RETURN(std::string raw, EncodeSignedTransaction(tx, signature));
+  ASSIGN_OR_RETURN(uint64_t gas_limit, GasLimit(call));
+  ASSIGN_OR_RETURN(Fees fees, MarketFees());
+  ASSIGN_OR_RETURN(uint64_t nonce, chain_->PendingNonce(call.from));
+  ASSIGN_OR_RETURN(Signed signed_tx, Sign(call, chain_id, nonce, gas_limit, fees));
   MinedTransaction sent;
-  sent.hash = Keccak256(raw);
+  sent.hash = std::move(signed_tx.hash);
   sent.sender = call.from;
-  sent.nonce = tx.nonce;
-  ASSIGN_OR_RETURN(std::string accepted, chain_->SendRawTransaction(raw));
+  sent.nonce = nonce;
+  ASSIGN_OR_RETURN(std::string accepted, chain_->SendRawTransaction(signed_tx.raw));
   if (accepted != sent.hash) {
     return absl::InternalError(absl::StrCat("eth_sendRawTransaction returned ", ToHex(accepted),
                                             ", the transaction's hash is ", ToHex(sent.hash)));

@@ -80,6 +80,19 @@ class TransactionSender {
   // nonce: it may still land).
   absl::StatusOr<MinedTransaction> Send(absl::string_view to, absl::string_view data);
 
+  // --- Send's steps, for the outbox worker (which keeps its own nonces) ---
+  // The fees to offer now (fee_policy.h): UNAVAILABLE above the caps.
+  absl::StatusOr<Fees> MarketFees();
+  // eth_estimateGas plus a quarter.
+  absl::StatusOr<uint64_t> GasLimit(const CallRequest& call);
+  struct Signed {
+    std::string raw;   // for eth_sendRawTransaction
+    std::string hash;  // keccak256(raw)
+  };
+  // `call` (to, data) as an EIP-1559 transaction signed by the key, not sent.
+  absl::StatusOr<Signed> Sign(const CallRequest& call, uint64_t chain_id, uint64_t nonce,
+                              uint64_t gas_limit, const Fees& fees);
+
   const TransactionSenderOptions& options() const { return options_; }
 
  private:

@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "daemon/common/logging.h"
 #include "daemon/common/status_macros.h"
+#include "daemon/common/url.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace medvault::storage::kubo {
@@ -173,7 +174,8 @@ absl::Status Rpc::NodeError(absl::string_view command, const Reply& reply, bool 
     std::string text = StringField(*json, "Message");
     if (!text.empty()) message = text;
   }
-  std::string what = absl::StrCat("kubo ", command, " at ", options_.api_url, ": ", message);
+  std::string what =
+      absl::StrCat("kubo ", command, " at ", EndpointForLogs(options_.api_url), ": ", message);
   if (reply.http_status >= 502 && reply.http_status <= 504) return absl::UnavailableError(what);
   if (reply.http_status == 404 || reply.http_status == 405) {
     return absl::FailedPreconditionError(
@@ -190,7 +192,8 @@ absl::Status Rpc::NodeError(absl::string_view command, const Reply& reply, bool 
 }
 
 absl::Status Rpc::CurlError(absl::string_view command, CURLcode rc, const char* detail) const {
-  return absl::UnavailableError(absl::StrCat("kubo ", command, " at ", options_.api_url, ": ",
+  return absl::UnavailableError(absl::StrCat("kubo ", command, " at ",
+                                             EndpointForLogs(options_.api_url), ": ",
                                              detail[0] != '\0' ? detail : curl_easy_strerror(rc)));
 }
 

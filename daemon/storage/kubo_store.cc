@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/common/logging.h"
 #include "daemon/common/status_macros.h"
+#include "daemon/common/url.h"
 #include "daemon/storage/kubo_rpc.h"
 #include "daemon/storage/unixfs.h"
 #include "google/protobuf/struct.pb.h"
@@ -440,7 +441,7 @@ absl::StatusOr<GcReport> KuboStore::CollectGarbage() {
   for (const Json& line : lines) {
     if (std::string error = StringField(line, "Error"); !error.empty()) {
       return absl::InternalError(
-          absl::StrCat("kubo repo/gc at ", rpc_->options().api_url, ": ", error));
+          absl::StrCat("kubo repo/gc at ", EndpointForLogs(rpc_->options().api_url), ": ", error));
     }
     if (line.fields().contains("Key")) ++report.blocks_removed;
   }

@@ -12,6 +12,7 @@
 #include "daemon/common/grpc_status.h"
 #include "daemon/common/logging.h"
 #include "daemon/common/service_main.h"
+#include "daemon/common/url.h"
 #include "daemon/storage/flatfs_store.h"
 #include "daemon/storage/kubo_store.h"
 #include "daemon/storage/sandbox_policy.h"
@@ -48,7 +49,8 @@ class StorageProcess : public ServiceProcess {
       // The node may come up after medvault-storage: say so, serve anyway,
       // and let each call report UNAVAILABLE until it answers.
       if (absl::Status ping = (*store)->Ping(); !ping.ok()) {
-        log::Warn("kubo_unreachable", {{"api_url", config_.kubo().api_url()}, {"error", ping}});
+        log::Warn("kubo_unreachable",
+                  {{"api_url", EndpointForLogs(config_.kubo().api_url())}, {"error", ping}});
       }
       store_ = *std::move(store);
     } else {

@@ -55,8 +55,12 @@ class SignerAdminTest : public SignerAnchorTest {
     return absl::HexStringToBytes(absl::StripAsciiWhitespace(hex.value_or("")));
   }
 
-  grpc::Status Deploy(internal::v1::DeployContractsResponse* response) {
+  // Deploys the three contracts through the signer; `regulator` (20 bytes)
+  // owns the registries, or the keyvault's regulator key when empty.
+  grpc::Status Deploy(internal::v1::DeployContractsResponse* response,
+                      const std::string& regulator = "") {
     internal::v1::DeployContractsRequest request;
+    request.set_regulator(regulator);
     request.set_audit_anchor_code(CreationCode("AuditAnchor"));
     request.set_licence_registry_code(CreationCode("LicenceRegistry"));
     request.set_policy_registry_code(CreationCode("PolicyRegistry"));
@@ -226,15 +230,8 @@ TEST_F(SignerAdminTest, RefusalsCarryTheContractsReason) {
 // Registries owned by another regulator (an anvil account): the keyvault's
 // regulator key is refused by the contract, and nothing is sent.
 TEST_F(SignerAdminTest, OnlyTheRegulatorKeyWritesTheRegistry) {
-  internal::v1::DeployContractsRequest request;
-  request.set_audit_anchor_code(CreationCode("AuditAnchor"));
-  request.set_licence_registry_code(CreationCode("LicenceRegistry"));
-  request.set_policy_registry_code(CreationCode("PolicyRegistry"));
-  request.set_regulator(absl::HexStringToBytes(std::string(kAdmin).substr(2)));
   internal::v1::DeployContractsResponse deployed;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
-  grpc::Status status = signer_->DeployContracts(&context, request, &deployed);
+  grpc::Status status = Deploy(&deployed, absl::HexStringToBytes(std::string(kAdmin).substr(2)));
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(Hex(deployed.regulator()), kAdmin);
   ASSERT_NO_FATAL_FAILURE(RestartWithContracts(deployed));

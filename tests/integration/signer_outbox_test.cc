@@ -18,7 +18,30 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class SignerOutboxTest : public SignerAnchorTest {};
+class SignerOutboxTest : public SignerAnchorTest {
+ protected:
+  // With automining off, queues tree size 5 of `log_id` and waits until its
+  // transaction is sent (in anvil's pool, not mined); its status.
+  internal::v1::AnchorStatus SendUnmined(const std::string& log_id) {
+    AnvilRpc("evm_setAutomine", "[false]");
+    internal::v1::AnchorResponse queued;
+    grpc::Status status = Anchor(log_id, 5, std::string(32, '\x52'), &queued, /*wait=*/false);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    EXPECT_TRUE(queued.created());
+    return AwaitStatus(queued.status().outbox_id(),
+                       [](const auto& s) { return s.state() == internal::v1::ANCHOR_STATE_SENT; });
+  }
+
+  // Anchored events of `log_id` on chain, counted by cast (independently of
+  // the signer).
+  size_t AnchoredEvents(const std::string& log_id) {
+    std::string events =
+        Cast({"logs", "--json", "--address", contract_, "--from-block", "0",
+              "Anchored(bytes32 indexed,uint64,bytes32,address indexed)", Hex(log_id)});
+    std::vector<absl::string_view> split = absl::StrSplit(events, "\"transactionHash\"");
+    return split.size() - 1;
+  }
+};
 
 // An acknowledged request survives kill -9 of the signer between sending
 // its transaction and the transaction being mined: after a restart the
@@ -26,14 +49,9 @@ class SignerOutboxTest : public SignerAnchorTest {};
 // request gets the next nonce.
 TEST_F(SignerOutboxTest, KilledBeforeMinedLandsOnceAfterRestart) {
   const std::string log_id(32, '\x4c');
-  AnvilRpc("evm_setAutomine", "[false]");
-  internal::v1::AnchorResponse queued;
-  grpc::Status status = Anchor(log_id, 5, std::string(32, '\x52'), &queued, /*wait=*/false);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_TRUE(queued.created());
-  const uint64_t id = queued.status().outbox_id();
-  internal::v1::AnchorStatus sent =
-      AwaitStatus(id, [](const auto& s) { return s.state() == internal::v1::ANCHOR_STATE_SENT; });
+  internal::v1::AnchorStatus sent = SendUnmined(log_id);
+  ASSERT_EQ(sent.state(), internal::v1::ANCHOR_STATE_SENT);
+  const uint64_t id = sent.outbox_id();
   ASSERT_EQ(sent.nonce(), 0u);
   // In anvil's pool, not mined.
   EXPECT_THAT(AnvilRpc("eth_getTransactionByHash",
@@ -55,20 +73,12 @@ TEST_F(SignerOutboxTest, KilledBeforeMinedLandsOnceAfterRestart) {
   // The next request takes nonce 1, and the chain holds both tree heads once.
   AnvilRpc("evm_setAutomine", "[true]");
   internal::v1::AnchorResponse next;
-  status = Anchor(log_id, 9, std::string(32, '\x54'), &next);
+  grpc::Status status = Anchor(log_id, 9, std::string(32, '\x54'), &next);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(next.status().state(), internal::v1::ANCHOR_STATE_CONFIRMED);
   EXPECT_EQ(next.status().nonce(), 1u);
   EXPECT_EQ(Cast({"nonce", chain_address_}), "2");
-  std::string events =
-      Cast({"logs", "--json", "--address", contract_, "--from-block", "0",
-            "Anchored(bytes32 indexed,uint64,bytes32,address indexed)", Hex(log_id)});
-  size_t count = 0;
-  for (size_t at = events.find("\"transactionHash\""); at != std::string::npos;
-       at = events.find("\"transactionHash\"", at + 1)) {
-    ++count;
-  }
-  EXPECT_EQ(count, 2u) << events;
+  EXPECT_EQ(AnchoredEvents(log_id), 2u);
 }
 
 // Requests made while the chain is down are acknowledged from the outbox;
@@ -106,11 +116,7 @@ TEST_F(SignerOutboxTest, ChainOutageQueuesAndResumes) {
   }
   // None twice: one transaction and one Anchored event per request.
   EXPECT_EQ(Cast({"nonce", chain_address_}), std::to_string(ids.size()));
-  std::string events =
-      Cast({"logs", "--json", "--address", contract_, "--from-block", "0",
-            "Anchored(bytes32 indexed,uint64,bytes32,address indexed)", Hex(log_id)});
-  std::vector<absl::string_view> split = absl::StrSplit(events, "\"transactionHash\"");
-  EXPECT_EQ(split.size() - 1, ids.size()) << events;
+  EXPECT_EQ(AnchoredEvents(log_id), ids.size());
   internal::v1::GetAnchorResponse latest;
   ASSERT_TRUE(GetAnchor(log_id, &latest).ok());
   EXPECT_EQ(latest.tree_size(), 3 * ids.size());
@@ -121,13 +127,9 @@ TEST_F(SignerOutboxTest, ChainOutageQueuesAndResumes) {
 // once.
 TEST_F(SignerOutboxTest, InFlightTransactionSurvivesNodeRestart) {
   const std::string log_id(32, '\x4c');
-  AnvilRpc("evm_setAutomine", "[false]");
-  internal::v1::AnchorResponse queued;
-  grpc::Status status = Anchor(log_id, 5, std::string(32, '\x52'), &queued, /*wait=*/false);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  const uint64_t id = queued.status().outbox_id();
-  internal::v1::AnchorStatus sent =
-      AwaitStatus(id, [](const auto& s) { return s.state() == internal::v1::ANCHOR_STATE_SENT; });
+  internal::v1::AnchorStatus sent = SendUnmined(log_id);
+  ASSERT_EQ(sent.state(), internal::v1::ANCHOR_STATE_SENT);
+  const uint64_t id = sent.outbox_id();
   StopProcessGroup(anvil_pid_, absl::Seconds(10));
   anvil_pid_ = 0;
   absl::SleepFor(absl::Seconds(2));
@@ -151,13 +153,9 @@ TEST_F(SignerOutboxTest, InFlightTransactionSurvivesNodeRestart) {
 // is what gets mined.
 TEST_F(SignerOutboxTest, StuckTransactionIsReplacedByFeeBump) {
   const std::string log_id(32, '\x4c');
-  AnvilRpc("evm_setAutomine", "[false]");
-  internal::v1::AnchorResponse queued;
-  grpc::Status status = Anchor(log_id, 5, std::string(32, '\x52'), &queued, /*wait=*/false);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  const uint64_t id = queued.status().outbox_id();
-  internal::v1::AnchorStatus first =
-      AwaitStatus(id, [](const auto& s) { return s.state() == internal::v1::ANCHOR_STATE_SENT; });
+  internal::v1::AnchorStatus first = SendUnmined(log_id);
+  ASSERT_EQ(first.state(), internal::v1::ANCHOR_STATE_SENT);
+  const uint64_t id = first.outbox_id();
   std::string original = Cast({"tx", "--json", Hex(first.transaction_hash())});
   const std::string original_fee = JsonMember(original, "maxFeePerGas");
   const std::string original_tip = JsonMember(original, "maxPriorityFeePerGas");

@@ -7,27 +7,26 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/signer/audit_anchor_abi.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/signer/fake_chain.h"
 
 namespace medvault::signer {
 namespace {
 
+using abi::Uint64Word;
+using testing::FakeKey;
 using ::testing::HasSubstr;
+using testing::kSender;
+using testing::NonceOf;
 
 const std::string kLogId(32, '\x4c');
 const std::string kRoot(32, '\x52');
-const std::string kSender(20, '\x5e');
-
-std::string Word(uint64_t value) {
-  std::string word(32, '\0');
-  for (int i = 0; i < 8; ++i) word[31 - i] = static_cast<char>(value >> (8 * i));
-  return word;
-}
 
 // A chain that mines every sent transaction into the next block. Each call
 // is recorded; answers can be scripted.
-class FakeChain : public ChainClient {
+class FakeChain : public testing::AnchoringChain {
  public:
   absl::StatusOr<uint64_t> ChainId() override { return 31337; }
   absl::StatusOr<uint64_t> BlockNumber() override { return head; }
@@ -48,7 +47,8 @@ class FakeChain : public ChainClient {
       return outcome;
     }
     if (call.data.substr(0, 4) == Selector("latest(bytes32)")) {
-      return CallOutcome{false, Word(5) + kRoot + Word(1700000000) + Word(anchored_block)};
+      return CallOutcome{
+          false, Uint64Word(5) + kRoot + Uint64Word(1700000000) + Uint64Word(anchored_block)};
     }
     return CallOutcome{false, ""};
   }
@@ -68,13 +68,6 @@ class FakeChain : public ChainClient {
     ++head;  // each poll, another block arrives
     return TransactionReceipt{std::string(hash), mined_block, receipt_success, 30'000, ""};
   }
-  // The anchorer never reads events or headers.
-  absl::StatusOr<std::vector<EventLog>> GetLogs(const LogFilter&) override {
-    return absl::UnimplementedError("not used by the anchorer");
-  }
-  absl::StatusOr<std::optional<BlockHeader>> GetBlockHeader(uint64_t) override {
-    return absl::UnimplementedError("not used by the anchorer");
-  }
 
   uint64_t head = 10;
   uint64_t pending_nonce = 7;
@@ -91,16 +84,6 @@ class FakeChain : public ChainClient {
   std::vector<std::string> sent;
 };
 
-class FakeKey : public ChainKey {
- public:
-  absl::StatusOr<std::string> Address() override { return kSender; }
-  absl::StatusOr<EthSignature> SignDigest(absl::string_view digest) override {
-    digests.push_back(std::string(digest));
-    return EthSignature{std::string(32, '\x01'), std::string(32, '\x02'), 1};
-  }
-  std::vector<std::string> digests;
-};
-
 class AnchorerTest : public ::testing::Test {
  protected:
   std::unique_ptr<Anchorer> Make(uint32_t confirmations = 1) {
@@ -114,13 +97,6 @@ class AnchorerTest : public ::testing::Test {
     auto anchorer = Anchorer::Create(&chain_, &key_, options);
     EXPECT_TRUE(anchorer.ok()) << anchorer.status();
     return *std::move(anchorer);
-  }
-
-  // The nonce inside a sent raw transaction (all values here fit one byte
-  // after the two-byte chain id 0x827a69).
-  static uint64_t NonceOf(const std::string& raw) {
-    // 0x02, list header (0xf8 len), chain id (0x82 7a 69), then the nonce.
-    return static_cast<uint8_t>(raw[6]);
   }
 
   FakeChain chain_;
@@ -159,7 +135,7 @@ TEST_F(AnchorerTest, NonceReReadAfterFailedSend) {
 TEST_F(AnchorerTest, AlreadyAnchoredSendsNothing) {
   auto anchorer = Make();
   chain_.call_reverts.push_back(Selector("AlreadyAnchored(bytes32,uint64,bytes32)") + kLogId +
-                                Word(5) + kRoot);
+                                Uint64Word(5) + kRoot);
   absl::StatusOr<AnchorResult> r = anchorer->Anchor(kLogId, 5, kRoot);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->already_anchored);
@@ -177,7 +153,7 @@ class RacingKey : public FakeKey {
   explicit RacingKey(FakeChain* chain) : chain_(chain) {}
   absl::StatusOr<EthSignature> SignDigest(absl::string_view digest) override {
     chain_->call_reverts.push_back(Selector("AlreadyAnchored(bytes32,uint64,bytes32)") + kLogId +
-                                   Word(5) + kRoot);
+                                   Uint64Word(5) + kRoot);
     return FakeKey::SignDigest(digest);
   }
 
@@ -210,7 +186,7 @@ TEST_F(AnchorerTest, RevertedReceiptWithAlreadyAnchoredIsSuccess) {
 TEST_F(AnchorerTest, TreeSizeNotIncreasingIsFailedPrecondition) {
   auto anchorer = Make();
   chain_.call_reverts.push_back(Selector("TreeSizeNotIncreasing(bytes32,uint64,uint64)") + kLogId +
-                                Word(5) + Word(3));
+                                Uint64Word(5) + Uint64Word(3));
   absl::StatusOr<AnchorResult> r = anchorer->Anchor(kLogId, 3, kRoot);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(r.status().message(), HasSubstr("not above the latest anchored tree size 5"));

@@ -21,6 +21,7 @@ namespace medvault::signer {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Answers one HTTP request with `body` and closes.
 class OneShotHttpPeer {
@@ -118,6 +119,17 @@ TEST(JsonRpcChainClientTest, UnreachableNodeIsUnavailable) {
   }
   JsonRpcChainClient client(absl::StrCat("http://127.0.0.1:", port), absl::Seconds(2));
   EXPECT_EQ(client.ChainId().status().code(), absl::StatusCode::kUnavailable);
+  // Credentials in the URL (user:password@, an API key in the path or the
+  // query, as hosted endpoints take them) never reach the message, which is logged.
+  JsonRpcChainClient keyed(
+      absl::StrCat("http://user:s3cret@127.0.0.1:", port, "/v3/APIKEY123?token=T0KEN"),
+      absl::Seconds(2));
+  absl::Status down = keyed.ChainId().status();
+  EXPECT_EQ(down.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(down.message(), HasSubstr(absl::StrCat("http://127.0.0.1:", port)));
+  for (const char* secret : {"s3cret", "APIKEY123", "T0KEN", "user"}) {
+    EXPECT_THAT(down.message(), Not(HasSubstr(secret))) << down.message();
+  }
 }
 
 // eth_feeHistory: the next block's base fee is the last baseFeePerGas entry.

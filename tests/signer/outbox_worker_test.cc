@@ -12,32 +12,26 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/signer/audit_anchor_abi.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/signer/fake_chain.h"
 
 namespace medvault::signer {
 namespace {
 
+using abi::Uint64Word;
+using testing::FakeKey;
 using ::testing::HasSubstr;
+using testing::NonceOf;
 
 const std::string kLog(32, '\x4c');
 const std::string kRoot(32, '\x52');
-const std::string kSender(20, '\x5e');
-
-std::string Word(uint64_t value) {
-  std::string word(32, '\0');
-  for (int i = 0; i < 8; ++i) word[31 - i] = static_cast<char>(value >> (8 * i));
-  return word;
-}
-
-// The nonce inside a raw transaction of these tests (chain id 0x827a69,
-// nonces below 0x80).
-uint64_t NonceOf(absl::string_view raw) { return static_cast<uint8_t>(raw[6]); }
 
 // A node with a pool (one transaction per nonce, the latest replacement
 // wins) that mines only when told, and an AuditAnchor holding one tree
 // head.
-class PoolChain : public ChainClient {
+class PoolChain : public testing::AnchoringChain {
  public:
   absl::StatusOr<uint64_t> ChainId() override { return Up(31337); }
   absl::StatusOr<uint64_t> BlockNumber() override { return Up(head); }
@@ -53,17 +47,18 @@ class PoolChain : public ChainClient {
   absl::StatusOr<CallOutcome> EthCall(const CallRequest& call, absl::string_view) override {
     if (!up) return absl::UnavailableError("node down");
     if (call.data.substr(0, 4) == Selector("latest(bytes32)")) {
-      return CallOutcome{false, Word(tree_size) + root + Word(1) + Word(anchored_block)};
+      return CallOutcome{false,
+                         Uint64Word(tree_size) + root + Uint64Word(1) + Uint64Word(anchored_block)};
     }
     const std::string root_arg = call.data.substr(4 + 64, 32);
     const uint64_t size_arg = static_cast<uint8_t>(call.data[4 + 63]);
     if (size_arg == tree_size && root_arg == root) {
       return CallOutcome{true, Selector("AlreadyAnchored(bytes32,uint64,bytes32)") + kLog +
-                                   Word(size_arg) + root_arg};
+                                   Uint64Word(size_arg) + root_arg};
     }
     if (size_arg <= tree_size) {
       return CallOutcome{true, Selector("TreeSizeNotIncreasing(bytes32,uint64,uint64)") + kLog +
-                                   Word(tree_size) + Word(size_arg)};
+                                   Uint64Word(tree_size) + Uint64Word(size_arg)};
     }
     return CallOutcome{false, ""};
   }
@@ -83,13 +78,6 @@ class PoolChain : public ChainClient {
     auto it = receipts.find(std::string(hash));
     if (it == receipts.end()) return std::optional<TransactionReceipt>();
     return std::optional<TransactionReceipt>(it->second);
-  }
-  // The outbox never reads events or headers.
-  absl::StatusOr<std::vector<EventLog>> GetLogs(const LogFilter&) override {
-    return absl::UnimplementedError("not used by the outbox");
-  }
-  absl::StatusOr<std::optional<BlockHeader>> GetBlockHeader(uint64_t) override {
-    return absl::UnimplementedError("not used by the outbox");
   }
 
   // Mines the pool's transaction of the next nonce into a new block (its
@@ -133,16 +121,6 @@ class PoolChain : public ChainClient {
   int sends = 0;
   std::map<uint64_t, std::string> pool;
   std::map<std::string, TransactionReceipt> receipts;
-};
-
-class FakeKey : public ChainKey {
- public:
-  absl::StatusOr<std::string> Address() override { return kSender; }
-  absl::StatusOr<EthSignature> SignDigest(absl::string_view digest) override {
-    // Distinct per digest, so replacements have distinct hashes; r never
-    // starts with a zero byte, so the encoding's length is fixed.
-    return EthSignature{absl::StrCat("\x01", digest.substr(1)), std::string(32, '\x02'), 1};
-  }
 };
 
 class OutboxWorkerTest : public ::testing::Test {
