@@ -346,6 +346,18 @@ class Validator {
     RequireAbsolute("gateway.tls.cert_file", gw.tls().cert_file());
     RequireAbsolute("gateway.tls.key_file", gw.tls().key_file());
     RequireAbsolute("gateway.tls.client_ca_file", gw.tls().client_ca_file());
+    RequireAbsolute("gateway.tls.crl_file", gw.tls().crl_file());
+    RequireAbsolute("gateway.state_dir", gw.state_dir());
+    if (gw.max_record_bytes() > (uint64_t{4} << 30)) {
+      Fail("gateway.max_record_bytes", "must be at most 4294967296 (4 GiB)");
+    }
+    if (gw.emergency_access_minutes() > 7 * 24 * 60) {
+      Fail("gateway.emergency_access_minutes", "must be at most 10080 (7 days)");
+    }
+    const uint32_t timeout = gw.backend_timeout_ms();
+    if (timeout != 0 && (timeout < 100 || timeout > 600000)) {
+      Fail("gateway.backend_timeout_ms", "must be from 100 to 600000");
+    }
   }
 
   void CheckSupervisor() {
@@ -396,6 +408,10 @@ void ApplyDefaults(Config& config) {
   if (signer->fee_bump_after_ms() == 0) signer->set_fee_bump_after_ms(60000);
   if (signer->index_poll_ms() == 0) signer->set_index_poll_ms(2000);
   if (signer->index_batch_blocks() == 0) signer->set_index_batch_blocks(2000);
+  auto* gateway = config.mutable_gateway();
+  if (gateway->max_record_bytes() == 0) gateway->set_max_record_bytes(uint64_t{64} << 20);
+  if (gateway->emergency_access_minutes() == 0) gateway->set_emergency_access_minutes(240);
+  if (gateway->backend_timeout_ms() == 0) gateway->set_backend_timeout_ms(10000);
 }
 
 }  // namespace

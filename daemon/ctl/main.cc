@@ -13,6 +13,7 @@
 #include "daemon/common/health_client.h"
 #include "daemon/common/roles.h"
 #include "daemon/common/version.h"
+#include "daemon/ctl/ca_commands.h"
 #include "daemon/ctl/chain_commands.h"
 #include "daemon/ctl/keyvault_commands.h"
 #include "daemon/ctl/policy_commands.h"
@@ -148,9 +149,17 @@ int Main(int argc, char** argv) {
   gateway_info->add_option("--key", gw.key_file, "client private key (PEM)");
   auto* check = app.add_subcommand("check-config", "validate the configuration file and exit");
   PolicyCommands policy(app);
-  CLI11_PARSE(app, argc, argv);
+  CaCommands ca(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; any other parse error is bad usage (2),
+    // as promised above, rather than CLI11's own codes (105, 106, ...).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (gateway_info->parsed()) return GatewayInfo(gw);
   if (auto rc = policy.RunOffline()) return *rc;
+  if (auto rc = ca.Run()) return *rc;
 
   auto config = LoadConfig(config_path);
   if (!config.ok()) {

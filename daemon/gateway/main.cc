@@ -1,5 +1,5 @@
 // medvault-gateway: the public gRPC API (mutual TLS only) in front of the
-// internal services.
+// internal services, and the registry database behind it.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <openssl/crypto.h>
@@ -15,15 +15,29 @@
 #include "daemon/common/service_main.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/common/users.h"
+#include "daemon/gateway/authorizer.h"
+#include "daemon/gateway/backends.h"
+#include "daemon/gateway/client_identity.h"
+#include "daemon/gateway/core.h"
+#include "daemon/gateway/registry_db.h"
+#include "daemon/gateway/registry_service.h"
 #include "daemon/gateway/system_service.h"
 
 namespace medvault::gateway {
 namespace {
 
+// How long start-up waits for the keyvault to hand out the database key.
+constexpr absl::Duration kDatabaseKeyWait = absl::Seconds(20);
+
 SyscallPolicy GatewayPolicy() {
   return SyscallPolicy::GrpcService()
       .AllowSocketFamilies({AF_INET, AF_INET6}, "the public API listens on TCP")
-      .Allow({"bind", "listen"}, "gRPC binds the public port once its threads run");
+      .Allow({"bind", "listen"}, "gRPC binds the public port once its threads run")
+      // The registry database is SQLite (SQLCipher) in WAL mode, as the
+      // signer's outbox: positioned page reads and writes, syncs on commit,
+      // the WAL truncated after a checkpoint and removed on close.
+      .Allow({"pread64", "pwrite64", "fsync", "fdatasync", "ftruncate", "unlink"},
+             "SQLite reads, writes and syncs the registry database and its WAL");
 }
 
 absl::StatusOr<std::string> ReadPublicFile(const std::string& path) {
@@ -32,6 +46,43 @@ absl::StatusOr<std::string> ReadPublicFile(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// The registry database's key, unwrapped by the keyvault for this process
+// only (it checks the caller's uid).
+absl::StatusOr<SecretData> DatabaseKey(Backends& backends) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kDatabaseKeyWait));
+  context.set_wait_for_ready(true);
+  internal::v1::UnwrapDatabaseKeyRequest request;
+  request.set_name("gateway");
+  internal::v1::UnwrapDatabaseKeyResponse response;
+  grpc::Status status = backends.keyvault().UnwrapDatabaseKey(&context, request, &response);
+  if (!status.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("keyvault UnwrapDatabaseKey: ", status.error_message()));
+  }
+  std::string* key = response.mutable_key();
+  SecretData secret(*key);
+  OPENSSL_cleanse(key->data(), key->size());
+  if (secret.size() != 32) return absl::InternalError("keyvault: database key is not 32 bytes");
+  return secret;
+}
+
+// The anchoring chain's id (the EIP-712 domain of patients' signatures); 0
+// while the signer cannot say, and consent RPCs then answer UNAVAILABLE.
+uint64_t ChainId(Backends& backends) {
+  grpc::ClientContext context;
+  backends.SetDeadline(context);
+  context.set_wait_for_ready(true);
+  internal::v1::GetChainInfoResponse response;
+  grpc::Status status =
+      backends.signer().GetChainInfo(&context, internal::v1::GetChainInfoRequest(), &response);
+  if (!status.ok()) {
+    log::Warn("chain.id_unknown", {{"error", status.error_message()}});
+    return 0;
+  }
+  return response.chain_id();
 }
 
 class GatewayProcess : public ServiceProcess {
@@ -49,40 +100,53 @@ class GatewayProcess : public ServiceProcess {
     std::vector<uid_t> owners = {geteuid()};
     if (auto uid = LookupUid(config.gateway().process().user()); uid.ok()) owners.push_back(*uid);
     ASSIGN_OR_RETURN(private_key_, ReadSecretFile(tls.key_file(), owners));
+    ASSIGN_OR_RETURN(revocations_, RevocationList::Create(tls.crl_file(), client_ca_));
+    if (absl::Status crl = revocations_->status(); !crl.ok()) {
+      // Fail closed but keep running: every client is refused until the
+      // operator fixes the list (re-read on the next connection).
+      log::Error("tls.crl_unusable", {{"file", tls.crl_file()}, {"error", crl}});
+    }
     return absl::OkStatus();
   }
 
   SyscallPolicy Policy() const override { return GatewayPolicy(); }
 
-  // The gateway's internal socket carries only the health service for now.
-  absl::Status Register(InternalServer&) override { return absl::OkStatus(); }
+  absl::Status Register(InternalServer&) override {
+    // After the sandbox: gRPC channels start threads; they connect lazily.
+    backends_ = std::make_unique<Backends>(*config_);
+    absl::StatusOr<SecretData> key = DatabaseKey(*backends_);
+    if (!key.ok()) return key.status();
+    ASSIGN_OR_RETURN(db_, RegistryDb::Open(config_->gateway().state_dir(), *key));
+    authorizer_ = std::make_unique<Authorizer>(*backends_, *db_);
+    core_ = std::make_unique<GatewayCore>(
+        GatewayCore{config_->gateway(), *db_, *backends_, *authorizer_, 0});
+    log::Info("registry.opened", {{"schema_version", db_->schema_version()}});
+    return absl::OkStatus();
+  }
 
   absl::Status Serve() override {
-    grpc::SslServerCredentialsOptions options(
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    options.pem_root_certs = client_ca_;
-    options.pem_key_cert_pairs.push_back({std::string(private_key_.view()), cert_chain_});
-    auto credentials = grpc::SslServerCredentials(options);
-    // gRPC keeps its own copy; this one is wiped now.
-    OPENSSL_cleanse(options.pem_key_cert_pairs.front().private_key.data(),
-                    options.pem_key_cert_pairs.front().private_key.size());
-    private_key_ = SecretData();
-
+    core_->chain_id = ChainId(*backends_);
+    ASSIGN_OR_RETURN(
+        auto credentials,
+        MutualTlsServerCredentials(cert_chain_, std::move(private_key_), client_ca_, revocations_));
     system_ = std::make_unique<SystemService>(*config_);
+    registry_ = std::make_unique<RegistryService>(*core_);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort(config_->gateway().listen_address(), credentials, &port);
     builder.RegisterService(system_.get());
+    builder.RegisterService(registry_.get());
     public_ = builder.BuildAndStart();
     if (public_ == nullptr || port == 0) {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on ", config_->gateway().listen_address()));
     }
     public_->GetHealthCheckService()->SetServingStatus(true);
-    log::Info(
-        "public_api.listening",
-        {{"address", config_->gateway().listen_address()}, {"port", port}, {"tls", "mutual"}});
+    log::Info("public_api.listening", {{"address", config_->gateway().listen_address()},
+                                       {"port", port},
+                                       {"tls", "mutual"},
+                                       {"chain_id", core_->chain_id}});
     return absl::OkStatus();
   }
 
@@ -98,7 +162,13 @@ class GatewayProcess : public ServiceProcess {
   std::string cert_chain_;
   std::string client_ca_;
   SecretData private_key_;
+  std::shared_ptr<RevocationList> revocations_;
+  std::unique_ptr<Backends> backends_;
+  std::unique_ptr<RegistryDb> db_;
+  std::unique_ptr<Authorizer> authorizer_;
+  std::unique_ptr<GatewayCore> core_;
   std::unique_ptr<SystemService> system_;
+  std::unique_ptr<RegistryService> registry_;
   std::unique_ptr<grpc::Server> public_;
 };
 

@@ -1,6 +1,7 @@
 #include "daemon/signer/audit_anchor_abi.h"
 
 #include "absl/strings/str_cat.h"
+#include "daemon/common/keccak.h"
 #include "daemon/signer/eth_tx.h"
 
 namespace medvault::signer {

@@ -1,9 +1,9 @@
 #include "daemon/signer/contract_events.h"
 
 #include "absl/strings/str_cat.h"
+#include "daemon/common/keccak.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/signer/audit_anchor_abi.h"
-#include "daemon/signer/eth_tx.h"
 #include "daemon/signer/registry_abi.h"
 
 namespace medvault::signer {

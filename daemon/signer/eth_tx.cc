@@ -1,13 +1,12 @@
 #include "daemon/signer/eth_tx.h"
 
-#include <cryptopp/keccak.h>
-
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/common/keccak.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/signer/rlp.h"
 
@@ -47,14 +46,6 @@ std::string Typed(const std::vector<std::string>& fields) {
 }
 
 }  // namespace
-
-std::string Keccak256(absl::string_view data) {
-  std::string digest(CryptoPP::Keccak_256::DIGESTSIZE, '\0');
-  CryptoPP::Keccak_256().CalculateDigest(reinterpret_cast<CryptoPP::byte*>(digest.data()),
-                                         reinterpret_cast<const CryptoPP::byte*>(data.data()),
-                                         data.size());
-  return digest;
-}
 
 std::string ToHex(absl::string_view bytes) {
   return absl::StrCat("0x", absl::BytesToHexString(bytes));

@@ -1,7 +1,7 @@
 // Ethereum EIP-1559 (type 2) transactions: the hash the chain key signs and
 // the signed raw transaction eth_sendRawTransaction takes (EIP-2718 typed
-// envelope, EIP-1559 fields), plus Keccak-256 and the hex forms JSON-RPC
-// uses.
+// envelope, EIP-1559 fields), plus the hex forms JSON-RPC uses. Keccak-256
+// is in daemon/common/keccak.h.
 //
 // Wire format (EIP-1559):
 //   signing hash = keccak256(0x02 || rlp([chain_id, nonce,
@@ -24,10 +24,6 @@
 #include "absl/strings/string_view.h"
 
 namespace medvault::signer {
-
-// Keccak-256 (the original Keccak padding, not FIPS-202 SHA3-256), from
-// Crypto++. 32 bytes.
-std::string Keccak256(absl::string_view data);
 
 // "0x" and lower-case hex digits of `bytes` ("0x" for none).
 std::string ToHex(absl::string_view bytes);

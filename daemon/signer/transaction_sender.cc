@@ -1,6 +1,7 @@
 #include "daemon/signer/transaction_sender.h"
 
 #include "absl/strings/str_cat.h"
+#include "daemon/common/keccak.h"
 #include "daemon/common/logging.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/signer/eth_tx.h"

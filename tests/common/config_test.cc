@@ -46,7 +46,8 @@ signer { process { user: "@U@" group: "@G@" } rpc_url: "http://127.0.0.1:8545" }
 gateway {
   process { user: "@U@" group: "@G@" }
   listen_address: "0.0.0.0:8443"
-  tls { cert_file: "/etc/medvault/tls.pem" key_file: "/etc/medvault/tls.key" client_ca_file: "/etc/medvault/ca.pem" }
+  tls { cert_file: "/etc/medvault/tls.pem" key_file: "/etc/medvault/tls.key" client_ca_file: "/etc/medvault/ca.pem" crl_file: "/etc/medvault/crl.pem" }
+  state_dir: "/var/lib/medvault/gateway"
 }
 )",
                              {{"@U@", Me()}, {"@G@", MyGroup()}});

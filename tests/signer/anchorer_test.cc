@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/common/keccak.h"
 #include "daemon/signer/audit_anchor_abi.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

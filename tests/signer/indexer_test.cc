@@ -17,6 +17,7 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/common/keccak.h"
 #include "daemon/signer/audit_anchor_abi.h"
 #include "daemon/signer/contract_events.h"
 #include "daemon/signer/eth_tx.h"

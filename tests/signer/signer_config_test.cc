@@ -29,7 +29,7 @@ storage { process { user: "@U@" group: "@G@" } data_dir: "/var/lib/medvault/stor
 signer { process { user: "@U@" group: "@G@" } rpc_url: "http://127.0.0.1:8545"
 @S@
 }
-gateway { process { user: "@U@" group: "@G@" } listen_address: "0.0.0.0:8443" tls { cert_file: "/etc/medvault/tls.pem" key_file: "/etc/medvault/tls.key" client_ca_file: "/etc/medvault/ca.pem" } }
+gateway { process { user: "@U@" group: "@G@" } listen_address: "0.0.0.0:8443" tls { cert_file: "/etc/medvault/tls.pem" key_file: "/etc/medvault/tls.key" client_ca_file: "/etc/medvault/ca.pem" crl_file: "/etc/medvault/crl.pem" } state_dir: "/var/lib/medvault/gateway" }
 )",
                              {{"@U@", UserName(geteuid())}, {"@G@", group}, {"@S@", signer}});
 }

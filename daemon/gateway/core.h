@@ -1,0 +1,46 @@
+// What every public service of the gateway works with: the configuration,
+// the registry database, the internal services and the policy gate; and
+// the steps every RPC shares (who calls, what time it is, commit a change
+// with its audit event).
+#ifndef MEDVAULT_DAEMON_GATEWAY_CORE_H_
+#define MEDVAULT_DAEMON_GATEWAY_CORE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "daemon/gateway/authorizer.h"
+#include "daemon/gateway/backends.h"
+#include "daemon/gateway/caller.h"
+#include "daemon/gateway/registry_db.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "medvault/config/v1/config.pb.h"
+#include "medvault/v1/audit.pb.h"
+
+namespace medvault::gateway {
+
+struct GatewayCore {
+  const config::v1::Gateway& config;
+  RegistryDb& db;
+  Backends& backends;
+  Authorizer& authorizer;
+  // Chain id of the anchoring chain (EIP-712 domain); 0 until known.
+  uint64_t chain_id = 0;
+};
+
+// Runs `body` in one transaction and appends `event` (outcome SUCCEEDED) in
+// the same one: both are kept, or neither.
+absl::Status CommitWithAudit(RegistryDb& db, const v1::AuditEvent& event,
+                             absl::FunctionRef<absl::Status(sqlite3*)> body);
+
+// Unix milliseconds, as the registry database stores times.
+inline int64_t DbTime(absl::Time t) { return absl::ToUnixMillis(t); }
+inline absl::Time FromDbTime(int64_t ms) { return absl::FromUnixMillis(ms); }
+google::protobuf::Timestamp ToTimestamp(absl::Time t);
+inline google::protobuf::Timestamp DbTimestamp(int64_t ms) { return ToTimestamp(FromDbTime(ms)); }
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t);
+
+}  // namespace medvault::gateway
+
+#endif  // MEDVAULT_DAEMON_GATEWAY_CORE_H_

@@ -1,0 +1,164 @@
+#include "daemon/gateway/registry_db.h"
+
+#include "absl/strings/str_cat.h"
+#include "daemon/common/sqlite.h"
+#include "daemon/common/status_macros.h"
+
+namespace medvault::gateway {
+namespace {
+
+// migrations[i] brings the schema from version i to i + 1. Append only:
+// a released step is never edited. Times are unix milliseconds; sets are
+// comma-separated policy names (validated before they are written).
+constexpr const char* kMigrations[] = {
+    // 1: the registry, records, access, disputes and the audit events.
+    R"sql(
+CREATE TABLE organizations (
+  id TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  display_name TEXT NOT NULL,
+  registered_at INTEGER NOT NULL
+);
+CREATE TABLE practitioners (
+  id TEXT PRIMARY KEY,
+  hospital_id TEXT NOT NULL REFERENCES organizations(id),
+  licence_number TEXT NOT NULL UNIQUE,
+  licence_key BLOB NOT NULL,
+  specialties TEXT NOT NULL,
+  registered_at INTEGER NOT NULL
+);
+CREATE TABLE patients (
+  id TEXT PRIMARY KEY,
+  address BLOB NOT NULL,
+  registered_at INTEGER NOT NULL
+);
+CREATE TABLE patient_care (
+  patient_id TEXT NOT NULL REFERENCES patients(id),
+  organization_id TEXT NOT NULL REFERENCES organizations(id),
+  since INTEGER NOT NULL,
+  PRIMARY KEY (patient_id, organization_id)
+);
+CREATE TABLE records (
+  id TEXT PRIMARY KEY,
+  patient_id TEXT NOT NULL REFERENCES patients(id),
+  category TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  fhir_resource_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  wrapped_key BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  author_organization_id TEXT NOT NULL REFERENCES organizations(id),
+  author_practitioner_id TEXT NOT NULL,
+  amends_record_id TEXT REFERENCES records(id),
+  amendment_reason TEXT NOT NULL,
+  dispute_id TEXT NOT NULL
+);
+CREATE INDEX records_by_patient ON records(patient_id, created_at);
+CREATE INDEX records_by_original ON records(amends_record_id);
+CREATE TABLE access_requests (
+  id TEXT PRIMARY KEY,
+  patient_id TEXT NOT NULL REFERENCES patients(id),
+  practitioner_id TEXT NOT NULL REFERENCES practitioners(id),
+  organization_id TEXT NOT NULL,
+  scope BLOB NOT NULL,
+  purpose TEXT NOT NULL,
+  not_after INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  state TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  decided_at INTEGER NOT NULL,
+  grant_id TEXT NOT NULL
+);
+CREATE INDEX access_requests_by_patient ON access_requests(patient_id, created_at);
+CREATE INDEX access_requests_by_practitioner ON access_requests(practitioner_id, created_at);
+CREATE TABLE grants (
+  id TEXT PRIMARY KEY,
+  patient_id TEXT NOT NULL REFERENCES patients(id),
+  grantee_id TEXT NOT NULL,
+  grant_proto BLOB NOT NULL,
+  status TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX grants_by_patient ON grants(patient_id, created_at);
+CREATE INDEX grants_by_grantee ON grants(grantee_id, patient_id);
+CREATE TABLE consent_nonces (
+  patient_id TEXT NOT NULL REFERENCES patients(id),
+  nonce INTEGER NOT NULL,
+  used_at INTEGER NOT NULL,
+  PRIMARY KEY (patient_id, nonce)
+);
+CREATE TABLE emergency_accesses (
+  id TEXT PRIMARY KEY,
+  patient_id TEXT NOT NULL REFERENCES patients(id),
+  practitioner_id TEXT NOT NULL REFERENCES practitioners(id),
+  organization_id TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  opened_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  decision_id TEXT NOT NULL
+);
+CREATE TABLE disputes (
+  id TEXT PRIMARY KEY,
+  patient_id TEXT NOT NULL REFERENCES patients(id),
+  record_id TEXT NOT NULL REFERENCES records(id),
+  state TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  state_entered_at INTEGER NOT NULL,
+  amendment_id TEXT NOT NULL,
+  obligations BLOB NOT NULL
+);
+CREATE INDEX disputes_by_patient ON disputes(patient_id, created_at);
+CREATE TABLE dispute_events (
+  dispute_id TEXT NOT NULL REFERENCES disputes(id),
+  seq INTEGER NOT NULL,
+  event BLOB NOT NULL,
+  PRIMARY KEY (dispute_id, seq)
+);
+CREATE TABLE audit_events (
+  seq INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  patient_id TEXT NOT NULL,
+  event BLOB NOT NULL
+);
+CREATE INDEX audit_events_by_patient ON audit_events(patient_id, seq);
+)sql",
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RegistryDb>> RegistryDb::Open(const std::string& dir,
+                                                             const SecretData& key) {
+  ASSIGN_OR_RETURN(sqlite3 * db, SqliteOpenEncrypted(dir + "/registry.db", key, kOwner));
+  auto close_on_error = [db](absl::Status status) {
+    sqlite3_close(db);
+    return status;
+  };
+  // WAL: readers do not block the writer; synchronous=FULL: a committed
+  // change (and its audit event) survives a power cut.
+  if (absl::Status s = SqliteExec(db, kOwner,
+                                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                  "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;");
+      !s.ok()) {
+    return close_on_error(s);
+  }
+  absl::StatusOr<int64_t> version = SqliteMigrate(db, kOwner, kMigrations);
+  if (!version.ok()) return close_on_error(version.status());
+  return std::unique_ptr<RegistryDb>(new RegistryDb(db, *version));
+}
+
+RegistryDb::~RegistryDb() { sqlite3_close(db_); }
+
+absl::Status RegistryDb::Write(absl::FunctionRef<absl::Status(sqlite3*)> body) {
+  absl::MutexLock lock(&mu_);
+  return SqliteTransaction(db_, kOwner, [&] { return body(db_); });
+}
+
+absl::Status RegistryDb::Read(absl::FunctionRef<absl::Status(sqlite3*)> body) {
+  absl::MutexLock lock(&mu_);
+  return body(db_);
+}
+
+}  // namespace medvault::gateway

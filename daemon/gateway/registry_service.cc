@@ -1,0 +1,304 @@
+#include "daemon/gateway/registry_service.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "daemon/common/field_error.h"
+#include "daemon/common/grpc_status.h"
+#include "daemon/common/sqlite.h"
+#include "daemon/common/status_macros.h"
+#include "daemon/gateway/eip712.h"
+#include "daemon/gateway/ids.h"
+#include "medvault/policy/v1/policy.pb.h"
+
+namespace medvault::gateway {
+namespace {
+
+constexpr const char* kSpecialties[] = {
+    "GENERAL_PRACTICE", "EMERGENCY_MEDICINE", "CARDIOLOGY", "ONCOLOGY",
+    "PSYCHIATRY",       "CLINICAL_GENETICS",  "RADIOLOGY",  "OBSTETRICS"};
+
+absl::Status CheckLicenceNumber(absl::string_view number) {
+  if (number.empty() || number.size() > 64) {
+    return InvalidField("licence_number", "1 to 64 characters");
+  }
+  for (char c : number) {
+    if (!absl::ascii_isalnum(c) && c != '-') {
+      return InvalidField("licence_number", "only A-Z, a-z, 0-9 and '-' are allowed");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSpecialties(const google::protobuf::RepeatedPtrField<std::string>& list) {
+  if (list.empty()) return InvalidField("specialties", "at least one");
+  for (int i = 0; i < list.size(); ++i) {
+    if (std::find(std::begin(kSpecialties), std::end(kSpecialties), list[i]) ==
+        std::end(kSpecialties)) {
+      return InvalidField(absl::StrCat("specialties[", i, "]"),
+                          absl::StrCat("unknown specialty \"", list[i], "\"; one of ",
+                                       absl::StrJoin(kSpecialties, ", ")));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AlreadyExists(absl::string_view what) {
+  return absl::AlreadyExistsError(absl::StrCat(what, " is already registered"));
+}
+
+// Runs `body`, which fills `response`, and converts its status.
+template <typename Fn>
+grpc::Status Serve(GatewayCore& core, grpc::ServerContext* context, Fn body) {
+  absl::StatusOr<Caller> caller = ResolveCaller(*context, core.db);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  return ToGrpcStatus(body(*caller));
+}
+
+absl::StatusOr<bool> Exists(sqlite3* db, const char* sql, absl::string_view value) {
+  SqliteStatement q(db, RegistryDb::kOwner, sql);
+  RETURN_IF_ERROR(q.status());
+  q.BindText(1, value);
+  return q.Step();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Patient> LoadPatient(sqlite3* db, const std::string& patient_id) {
+  SqliteStatement q(db, RegistryDb::kOwner,
+                    "SELECT address, registered_at FROM patients WHERE id = ?");
+  RETURN_IF_ERROR(q.status());
+  q.BindText(1, patient_id);
+  ASSIGN_OR_RETURN(bool found, q.Step());
+  if (!found) return absl::NotFoundError(absl::StrCat("patient \"", patient_id, "\" not found"));
+  v1::Patient patient;
+  patient.set_patient_id(patient_id);
+  ASSIGN_OR_RETURN(*patient.mutable_address(), eip712::FormatAddress(q.Blob(0)));
+  *patient.mutable_registered_at() = DbTimestamp(q.Int(1));
+  SqliteStatement care(db, RegistryDb::kOwner,
+                       "SELECT organization_id FROM patient_care WHERE patient_id = ? "
+                       "ORDER BY since");
+  RETURN_IF_ERROR(care.status());
+  care.BindText(1, patient_id);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, care.Step());
+    if (!row) break;
+    patient.add_care_organizations(care.Text(0));
+  }
+  return patient;
+}
+
+grpc::Status RegistryService::RegisterHospital(grpc::ServerContext* context,
+                                               const v1::RegisterHospitalRequest* request,
+                                               v1::Hospital* response) {
+  return Serve(core_, context,
+               [&](const Caller& c) { return DoRegisterHospital(c, *request, *response); });
+}
+grpc::Status RegistryService::RegisterPractitioner(grpc::ServerContext* context,
+                                                   const v1::RegisterPractitionerRequest* request,
+                                                   v1::Practitioner* response) {
+  return Serve(core_, context,
+               [&](const Caller& c) { return DoRegisterPractitioner(c, *request, *response); });
+}
+grpc::Status RegistryService::RegisterPatient(grpc::ServerContext* context,
+                                              const v1::RegisterPatientRequest* request,
+                                              v1::Patient* response) {
+  return Serve(core_, context,
+               [&](const Caller& c) { return DoRegisterPatient(c, *request, *response); });
+}
+grpc::Status RegistryService::GetPractitioner(grpc::ServerContext* context,
+                                              const v1::GetPractitionerRequest* request,
+                                              v1::Practitioner* response) {
+  return Serve(core_, context,
+               [&](const Caller& c) { return DoGetPractitioner(c, *request, *response); });
+}
+
+absl::Status RegistryService::DoRegisterHospital(const Caller& caller,
+                                                 const v1::RegisterHospitalRequest& request,
+                                                 v1::Hospital& response) {
+  RETURN_IF_ERROR(CheckId("organization_id", request.organization_id()));
+  if (request.display_name().empty() || request.display_name().size() > 200) {
+    return InvalidField("display_name", "1 to 200 characters");
+  }
+  const absl::Time now = absl::Now();
+  v1::AuditEvent event;
+  event.set_method("/medvault.v1.RegistryService/RegisterHospital");
+  event.set_subject_id(request.organization_id());
+  ASSIGN_OR_RETURN(auto decision, core_.authorizer.Authorize(caller, "registry.register_hospital",
+                                                             Facts(), now, event));
+  FillAuditEvent(caller, "registry.register_hospital", now, decision, event);
+  RETURN_IF_ERROR(CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
+    ASSIGN_OR_RETURN(bool exists, Exists(db, "SELECT 1 FROM organizations WHERE id = ?",
+                                         request.organization_id()));
+    if (exists) return AlreadyExists(absl::StrCat("hospital \"", request.organization_id(), "\""));
+    SqliteStatement q(db, RegistryDb::kOwner,
+                      "INSERT INTO organizations (id, role, display_name, registered_at) "
+                      "VALUES (?, 'hospital', ?, ?)");
+    RETURN_IF_ERROR(q.status());
+    q.BindText(1, request.organization_id()).BindText(2, request.display_name());
+    q.Bind(3, DbTime(now));
+    return q.Step().status();
+  }));
+  response.set_organization_id(request.organization_id());
+  response.set_display_name(request.display_name());
+  *response.mutable_registered_at() = ToTimestamp(now);
+  return absl::OkStatus();
+}
+
+absl::Status RegistryService::DoRegisterPractitioner(const Caller& caller,
+                                                     const v1::RegisterPractitionerRequest& request,
+                                                     v1::Practitioner& response) {
+  RETURN_IF_ERROR(CheckId("practitioner_id", request.practitioner_id()));
+  RETURN_IF_ERROR(CheckLicenceNumber(request.licence_number()));
+  RETURN_IF_ERROR(CheckSpecialties(request.specialties()));
+  const absl::Time now = absl::Now();
+  const std::string& hospital = caller.organization.organization_id;
+  v1::AuditEvent event;
+  event.set_method("/medvault.v1.RegistryService/RegisterPractitioner");
+  event.set_subject_id(request.practitioner_id());
+  ASSIGN_OR_RETURN(
+      auto decision,
+      core_.authorizer.Authorize(caller, "registry.register_practitioner", Facts(), now, event));
+  FillAuditEvent(caller, "registry.register_practitioner", now, decision, event);
+  const std::string licence_key = LicenceKey(request.licence_number());
+  const std::string specialties = absl::StrJoin(request.specialties(), ",");
+  RETURN_IF_ERROR(CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
+    ASSIGN_OR_RETURN(bool id_taken, Exists(db, "SELECT 1 FROM practitioners WHERE id = ?",
+                                           request.practitioner_id()));
+    if (id_taken) {
+      return AlreadyExists(absl::StrCat("practitioner \"", request.practitioner_id(), "\""));
+    }
+    ASSIGN_OR_RETURN(bool number_taken,
+                     Exists(db, "SELECT 1 FROM practitioners WHERE licence_number = ?",
+                            request.licence_number()));
+    if (number_taken) return AlreadyExists("licence_number");
+    SqliteStatement q(db, RegistryDb::kOwner,
+                      "INSERT INTO practitioners (id, hospital_id, licence_number, licence_key, "
+                      "specialties, registered_at) VALUES (?, ?, ?, ?, ?, ?)");
+    RETURN_IF_ERROR(q.status());
+    q.BindText(1, request.practitioner_id()).BindText(2, hospital);
+    q.BindText(3, request.licence_number()).BindBlob(4, licence_key).BindText(5, specialties);
+    q.Bind(6, DbTime(now));
+    return q.Step().status();
+  }));
+  response.set_practitioner_id(request.practitioner_id());
+  response.set_hospital_id(hospital);
+  response.set_licence_number(request.licence_number());
+  response.set_licence_key(licence_key);
+  *response.mutable_specialties() = request.specialties();
+  *response.mutable_registered_at() = ToTimestamp(now);
+  return absl::OkStatus();
+}
+
+absl::Status RegistryService::DoRegisterPatient(const Caller& caller,
+                                                const v1::RegisterPatientRequest& request,
+                                                v1::Patient& response) {
+  RETURN_IF_ERROR(CheckId("patient_id", request.patient_id()));
+  absl::StatusOr<std::string> address = eip712::ParseAddress(request.address());
+  if (!address.ok()) return InvalidField("address", address.status().message());
+  const absl::Time now = absl::Now();
+  const std::string& hospital = caller.organization.organization_id;
+  v1::AuditEvent event;
+  event.set_method("/medvault.v1.RegistryService/RegisterPatient");
+  event.set_patient_id(request.patient_id());
+  event.set_subject_id(request.patient_id());
+  Facts facts;
+  facts.String("patient.id", request.patient_id());
+  ASSIGN_OR_RETURN(auto decision, core_.authorizer.Authorize(caller, "registry.register_patient",
+                                                             std::move(facts), now, event));
+  FillAuditEvent(caller, "registry.register_patient", now, decision, event);
+  RETURN_IF_ERROR(CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
+    SqliteStatement find(db, RegistryDb::kOwner, "SELECT address FROM patients WHERE id = ?");
+    RETURN_IF_ERROR(find.status());
+    find.BindText(1, request.patient_id());
+    ASSIGN_OR_RETURN(bool exists, find.Step());
+    if (exists && find.Blob(0) != *address) {
+      return AlreadyExists(
+          absl::StrCat("patient \"", request.patient_id(), "\" (with another address)"));
+    }
+    if (!exists) {
+      SqliteStatement q(db, RegistryDb::kOwner,
+                        "INSERT INTO patients (id, address, registered_at) VALUES (?, ?, ?)");
+      RETURN_IF_ERROR(q.status());
+      q.BindText(1, request.patient_id()).BindBlob(2, *address).Bind(3, DbTime(now));
+      RETURN_IF_ERROR(q.Step().status());
+    }
+    SqliteStatement care(db, RegistryDb::kOwner,
+                         "INSERT OR IGNORE INTO patient_care (patient_id, organization_id, since) "
+                         "VALUES (?, ?, ?)");
+    RETURN_IF_ERROR(care.status());
+    care.BindText(1, request.patient_id()).BindText(2, hospital).Bind(3, DbTime(now));
+    RETURN_IF_ERROR(care.Step().status());
+    ASSIGN_OR_RETURN(response, LoadPatient(db, request.patient_id()));
+    return absl::OkStatus();
+  }));
+  return absl::OkStatus();
+}
+
+absl::Status RegistryService::DoGetPractitioner(const Caller& caller,
+                                                const v1::GetPractitionerRequest& request,
+                                                v1::Practitioner& response) {
+  RETURN_IF_ERROR(CheckId("practitioner_id", request.practitioner_id()));
+  const absl::Time now = absl::Now();
+  v1::AuditEvent event;
+  event.set_method("/medvault.v1.RegistryService/GetPractitioner");
+  event.set_subject_id(request.practitioner_id());
+  RETURN_IF_ERROR(
+      core_.authorizer.Authorize(caller, "registry.read", Facts(), now, event).status());
+  RETURN_IF_ERROR(core_.db.Read([&](sqlite3* db) -> absl::Status {
+    SqliteStatement q(db, RegistryDb::kOwner,
+                      "SELECT hospital_id, licence_number, licence_key, specialties, "
+                      "registered_at FROM practitioners WHERE id = ?");
+    RETURN_IF_ERROR(q.status());
+    q.BindText(1, request.practitioner_id());
+    ASSIGN_OR_RETURN(bool found, q.Step());
+    if (!found) {
+      return absl::NotFoundError(
+          absl::StrCat("practitioner \"", request.practitioner_id(), "\" not found"));
+    }
+    response.set_practitioner_id(request.practitioner_id());
+    response.set_hospital_id(q.Text(0));
+    response.set_licence_number(q.Text(1));
+    response.set_licence_key(q.Blob(2));
+    for (absl::string_view s : absl::StrSplit(q.Text(3), ',', absl::SkipEmpty())) {
+      response.add_specialties(std::string(s));
+    }
+    *response.mutable_registered_at() = DbTimestamp(q.Int(4));
+    return absl::OkStatus();
+  }));
+  grpc::ClientContext context;
+  core_.backends.SetDeadline(context);
+  internal::v1::GetLicenceRequest licence_request;
+  licence_request.set_practitioner(response.licence_key());
+  internal::v1::GetLicenceResponse licence;
+  grpc::Status status = core_.backends.signer().GetLicence(&context, licence_request, &licence);
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+    response.set_licence_status(v1::LICENCE_UNKNOWN);
+    return absl::OkStatus();
+  }
+  if (!status.ok()) return BackendError("signer", "GetLicence", status);
+  switch (licence.licence().status()) {
+    case internal::v1::LICENCE_STATUS_ACTIVE:
+      response.set_licence_status(v1::LICENCE_ACTIVE);
+      break;
+    case internal::v1::LICENCE_STATUS_SUSPENDED:
+      response.set_licence_status(v1::LICENCE_SUSPENDED);
+      break;
+    case internal::v1::LICENCE_STATUS_REVOKED:
+      response.set_licence_status(v1::LICENCE_REVOKED);
+      break;
+    case internal::v1::LICENCE_STATUS_EXPIRED:
+      response.set_licence_status(v1::LICENCE_EXPIRED);
+      break;
+    default:
+      response.set_licence_status(v1::LICENCE_UNKNOWN);
+  }
+  if (licence.licence().valid_until() != 0) {
+    *response.mutable_licence_valid_until() =
+        ToTimestamp(absl::FromUnixSeconds(static_cast<int64_t>(licence.licence().valid_until())));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace medvault::gateway
