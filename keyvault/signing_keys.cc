@@ -1,6 +1,5 @@
 #include "keyvault/signing_keys.h"
 
-#include <cryptopp/keccak.h>
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -22,7 +21,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "daemon/common/eth_address.h"
 #include "daemon/common/logging.h"
+#include "daemon/common/openssl_util.h"
 #include "daemon/common/status_macros.h"
 
 namespace medvault::keyvault {
@@ -71,15 +72,12 @@ constexpr CK_ULONG kSignatureBuffer = 128;
 // confused module.
 constexpr CK_ULONG kMaxAttributeSize = 4096;
 
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
-using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Deleter<ECDSA_SIG, ECDSA_SIG_free>>;
+using openssl::Free;
+using EvpPkeyPtr = openssl::KeyPtr;
+using EvpPkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Free<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
+using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Free<ECDSA_SIG, ECDSA_SIG_free>>;
 using OctetStringPtr =
-    std::unique_ptr<ASN1_OCTET_STRING, Deleter<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>>;
+    std::unique_ptr<ASN1_OCTET_STRING, Free<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>>;
 
 const unsigned char* Bytes(absl::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
@@ -487,9 +485,9 @@ absl::StatusOr<CK_OBJECT_HANDLE> TokenKeyPair::FindPrivateKeyAgain(CK_SESSION_HA
 // Encodings.
 
 std::string EthereumAddress(const std::array<uint8_t, 65>& point) {
-  std::array<uint8_t, CryptoPP::Keccak_256::DIGESTSIZE> hash{};
-  CryptoPP::Keccak_256().CalculateDigest(hash.data(), point.data() + 1, point.size() - 1);
-  return absl::StrCat("0x", absl::BytesToHexString(View(hash.data() + 12, 20)));
+  // Without the 0x04 prefix of the uncompressed point.
+  return absl::StrCat("0x",
+                      absl::BytesToHexString(EthAddressOfPublicKey(View(point.data() + 1, 64))));
 }
 
 absl::StatusOr<std::array<uint8_t, 65>> ParseEcPoint(absl::string_view ec_point) {

@@ -60,19 +60,28 @@ absl::Status SyncDirectory(int dir_fd, const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::Status WriteAndSync(int dir_fd, const std::string& path, absl::string_view data) {
-  Fd fd(openat(dir_fd, path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+absl::Status WriteAndSync(int dir_fd, const std::string& path, absl::string_view data,
+                          mode_t mode) {
+  Fd fd(openat(dir_fd, path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (fd.get() < 0) return ErrnoStatus("create", path);
+  // The creation mode is masked by the umask (and ignored for an existing
+  // file). Changed only when it differs, so that sandboxed callers writing
+  // their own 0600 files need no fchmod.
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return ErrnoStatus("stat", path);
+  if ((st.st_mode & 07777) != mode && fchmod(fd.get(), mode) != 0) {
+    return ErrnoStatus("chmod", path);
+  }
   RETURN_IF_ERROR(WriteAll(fd.get(), data, path));
   if (fsync(fd.get()) != 0) return ErrnoStatus("fsync", path);
   return absl::OkStatus();
 }
 
 absl::Status WriteFileAtomically(int dir_fd, const std::string& dir, const std::string& name,
-                                 absl::string_view data) {
+                                 absl::string_view data, mode_t mode) {
   std::string temp = absl::StrCat(dir, "/", kTempPrefix, name);
   std::string path = absl::StrCat(dir, "/", name);
-  if (absl::Status status = WriteAndSync(dir_fd, temp, data); !status.ok()) {
+  if (absl::Status status = WriteAndSync(dir_fd, temp, data, mode); !status.ok()) {
     unlinkat(dir_fd, temp.c_str(), 0);
     return status;
   }

@@ -7,6 +7,8 @@
 #ifndef MEDVAULT_DAEMON_COMMON_FILES_H_
 #define MEDVAULT_DAEMON_COMMON_FILES_H_
 
+#include <sys/types.h>
+
 #include <functional>
 #include <string>
 #include <utility>
@@ -42,13 +44,15 @@ absl::StatusOr<Fd> OpenDirectory(int dir_fd, const std::string& path);
 absl::Status MakeDirectory(int dir_fd, const std::string& path, int mode = 0700);
 // fsync of a directory, which makes the renames and unlinks in it durable.
 absl::Status SyncDirectory(int dir_fd, const std::string& path);
-// Creates or truncates `path`, writes `data`, fsyncs it.
-absl::Status WriteAndSync(int dir_fd, const std::string& path, absl::string_view data);
+// Creates or truncates `path` with exactly `mode` (whatever the umask),
+// writes `data`, fsyncs it.
+absl::Status WriteAndSync(int dir_fd, const std::string& path, absl::string_view data,
+                          mode_t mode = 0600);
 // Writes `dir/name` so that it exists either whole or not at all, even
 // across a crash: a temporary file in the same directory, fsync, rename,
-// fsync of the directory.
+// fsync of the directory. The file has exactly `mode`.
 absl::Status WriteFileAtomically(int dir_fd, const std::string& dir, const std::string& name,
-                                 absl::string_view data);
+                                 absl::string_view data, mode_t mode = 0600);
 absl::StatusOr<std::string> ReadWholeFile(int dir_fd, const std::string& path);
 bool PathExists(int dir_fd, const std::string& path);
 // Calls `visit` with each entry name of directory `path` except "." and

@@ -35,28 +35,14 @@ std::string Path(const std::string& dir, absl::string_view name) {
   return absl::StrCat(dir, "/", name);
 }
 
-// Writes `path` so that it exists whole or not at all, with exactly `mode`
-// whatever the umask: temporary file, fsync, rename, fsync of the directory.
+// WriteFileAtomically for a path: the CA's files and the issued key and
+// certificate (--out, a path prefix) are named by path.
 absl::Status WriteAtomic(const std::string& path, absl::string_view data, mode_t mode) {
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  std::string temp = absl::StrCat(path, ".tmp-", getpid());
-  Fd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (fd.get() < 0) return ErrnoStatus("create", temp);
-  absl::Status status;
-  if (fchmod(fd.get(), mode) != 0) status = ErrnoStatus("chmod", temp);
-  for (absl::string_view rest = data; status.ok() && !rest.empty();) {
-    ssize_t n = write(fd.get(), rest.data(), rest.size());
-    if (n < 0 && errno != EINTR) status = ErrnoStatus("write", temp);
-    if (n > 0) rest.remove_prefix(static_cast<size_t>(n));
-  }
-  if (status.ok() && fsync(fd.get()) != 0) status = ErrnoStatus("fsync", temp);
-  if (status.ok() && rename(temp.c_str(), path.c_str()) != 0) status = ErrnoStatus("rename", path);
-  if (!status.ok()) {
-    unlink(temp.c_str());
-    return status;
-  }
-  return SyncDirectory(AT_FDCWD, dir);
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  return WriteFileAtomically(AT_FDCWD, dir, path.substr(slash + 1), data, mode);
 }
 
 // An exclusive flock on the CA directory, held for the object's life, so
@@ -338,8 +324,8 @@ absl::StatusOr<Issued> Issue(const IssueOptions& o) {
   }
   ASSIGN_OR_RETURN(KeyPtr key, x509::GenerateKey());
   ASSIGN_OR_RETURN(X509Ptr cert, BuildLeaf(o, ca, key.get()));
-  out.serial_hex = x509::SerialHex(X509_get0_serialNumber(cert.get()));
-  out.subject = x509::SubjectText(X509_get_subject_name(cert.get()));
+  out.serial_hex = openssl::SerialHex(X509_get0_serialNumber(cert.get()));
+  out.subject = openssl::SubjectText(X509_get_subject_name(cert.get()));
   out.not_after = x509::NotAfterText(cert.get());
   ASSIGN_OR_RETURN(bool duplicate, WasIssued(o.dir, out.serial_hex));
   if (duplicate) return absl::InternalError("random serial collided; run again");
@@ -406,7 +392,7 @@ absl::StatusOr<std::string> SerialOfCertificateFile(const std::string& path) {
   ASSIGN_OR_RETURN(std::string pem, ReadWholeFile(AT_FDCWD, path));
   auto cert = x509::ParseCertificate(pem);
   if (!cert.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": not a PEM certificate"));
-  return x509::SerialHex(X509_get0_serialNumber(cert->get()));
+  return openssl::SerialHex(X509_get0_serialNumber(cert->get()));
 }
 
 }  // namespace medvault::ca

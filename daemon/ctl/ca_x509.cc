@@ -15,25 +15,18 @@
 namespace medvault::ca::x509 {
 namespace {
 
-using BioPtr = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
-using CrlPtr = std::unique_ptr<X509_CRL, Free<X509_CRL, X509_CRL_free>>;
+using openssl::BioPtr;
+using openssl::BioText;
+using openssl::BnPtr;
+using openssl::CrlPtr;
+using openssl::Free;
+using openssl::SerialHex;
+using IntPtr = openssl::IntegerPtr;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, Free<X509_EXTENSION, X509_EXTENSION_free>>;
-using BnPtr = std::unique_ptr<BIGNUM, Free<BIGNUM, BN_free>>;
-using IntPtr = std::unique_ptr<ASN1_INTEGER, Free<ASN1_INTEGER, ASN1_INTEGER_free>>;
 using TimePtr = std::unique_ptr<ASN1_TIME, Free<ASN1_TIME, ASN1_TIME_free>>;
 using EnumPtr = std::unique_ptr<ASN1_ENUMERATED, Free<ASN1_ENUMERATED, ASN1_ENUMERATED_free>>;
 
 constexpr int kBackdateSeconds = 300;
-
-BioPtr ReadBio(absl::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-std::string BioText(BIO* bio) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
-}
 
 int ReasonCode(Reason reason) {
   switch (reason) {
@@ -110,30 +103,16 @@ absl::StatusOr<SecretData> PrivateKeyPem(EVP_PKEY* key) {
 }
 
 absl::StatusOr<KeyPtr> ParsePrivateKey(const SecretData& pem) {
-  BioPtr bio = ReadBio(pem.view());
+  BioPtr bio = openssl::MemBio(pem.view());
   KeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key) return OpenSslError("reading the private key");
   return key;
 }
 
-std::string SerialHex(const ASN1_INTEGER* serial) {
-  BnPtr bn(ASN1_INTEGER_to_BN(serial, nullptr));
-  char* hex = bn ? BN_bn2hex(bn.get()) : nullptr;
-  std::string out = hex ? absl::AsciiStrToLower(hex) : "";
-  OPENSSL_free(hex);
-  return out;
-}
-
-std::string SubjectText(const X509_NAME* name) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
-  return BioText(bio.get());
-}
-
 std::string NotAfterText(const X509* cert) {
-  struct tm tm {};
-  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) return "";
-  return absl::FormatTime(kTimeFormat, absl::FromTimeT(timegm(&tm)), absl::UTCTimeZone());
+  absl::Time t = openssl::ToTime(X509_get0_notAfter(cert));
+  if (t == absl::InfinitePast()) return "";
+  return absl::FormatTime(kTimeFormat, t, absl::UTCTimeZone());
 }
 
 absl::Status AddName(X509_NAME* name, int nid, const std::string& value) {
@@ -185,7 +164,7 @@ absl::StatusOr<std::string> CertificatePem(X509* cert) {
 }
 
 absl::StatusOr<X509Ptr> ParseCertificate(const std::string& pem) {
-  BioPtr bio = ReadBio(pem);
+  BioPtr bio = openssl::MemBio(pem);
   X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!cert) {
     ERR_clear_error();
@@ -218,7 +197,7 @@ absl::StatusOr<std::string> SignCrl(X509* ca_cert, EVP_PKEY* ca_key,
 }
 
 absl::StatusOr<CrlContents> ParseCrl(const std::string& pem) {
-  BioPtr bio = ReadBio(pem);
+  BioPtr bio = openssl::MemBio(pem);
   CrlPtr crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
   IntPtr number(crl ? static_cast<ASN1_INTEGER*>(
                           X509_CRL_get_ext_d2i(crl.get(), NID_crl_number, nullptr, nullptr))

@@ -15,18 +15,15 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/common/openssl_util.h"
 #include "daemon/common/secret.h"
 #include "daemon/ctl/ca.h"
 
 namespace medvault::ca::x509 {
 
-template <typename T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using KeyPtr = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY, EVP_PKEY_free>>;
-using X509Ptr = std::unique_ptr<X509, Free<X509, X509_free>>;
-using NamePtr = std::unique_ptr<X509_NAME, Free<X509_NAME, X509_NAME_free>>;
+using openssl::KeyPtr;
+using openssl::NamePtr;
+using openssl::X509Ptr;
 
 // RFC 3339 in UTC, as the indexes write times: 2025-01-31T12:00:00Z.
 inline constexpr char kTimeFormat[] = "%Y-%m-%dT%H:%M:%SZ";
@@ -41,10 +38,6 @@ absl::StatusOr<SecretData> PrivateKeyPem(EVP_PKEY* key);
 // A PEM private key, as ca.key holds it.
 absl::StatusOr<KeyPtr> ParsePrivateKey(const SecretData& pem);
 
-// Canonical serial (gateway::CanonicalSerialHex form).
-std::string SerialHex(const ASN1_INTEGER* serial);
-// RFC 2253, UTF-8 unescaped: "CN=st-mary,OU=hospital,O=St Mary".
-std::string SubjectText(const X509_NAME* name);
 std::string NotAfterText(const X509* cert);  // RFC 3339 UTC
 
 // Appends `nid`=`value` (UTF-8) to `name`.

@@ -2,31 +2,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "daemon/common/keccak.h"
 #include "daemon/common/logging.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/gateway/audit_log.h"
+#include "daemon/gateway/core.h"
 
 namespace medvault::gateway {
-namespace {
-
-// The policy's licence_status for the registry's status.
-const char* PolicyLicenceStatus(internal::v1::LicenceStatus status) {
-  switch (status) {
-    case internal::v1::LICENCE_STATUS_ACTIVE:
-      return "ACTIVE";
-    case internal::v1::LICENCE_STATUS_SUSPENDED:
-      return "SUSPENDED";
-    case internal::v1::LICENCE_STATUS_REVOKED:
-      return "REVOKED";
-    case internal::v1::LICENCE_STATUS_EXPIRED:
-      return "EXPIRED";
-    default:
-      return nullptr;
-  }
-}
-
-}  // namespace
 
 Facts& Facts::String(absl::string_view name, absl::string_view value) {
   (*request_.mutable_facts())[std::string(name)].set_string_value(std::string(value));
@@ -34,10 +15,6 @@ Facts& Facts::String(absl::string_view name, absl::string_view value) {
 }
 Facts& Facts::Bool(absl::string_view name, bool value) {
   (*request_.mutable_facts())[std::string(name)].set_bool_value(value);
-  return *this;
-}
-Facts& Facts::Int(absl::string_view name, int64_t value) {
-  (*request_.mutable_facts())[std::string(name)].set_int_value(value);
   return *this;
 }
 Facts& Facts::Time(absl::string_view name, absl::Time value) {
@@ -53,34 +30,24 @@ std::string PolicyTime(absl::Time time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone());
 }
 
-std::string LicenceKey(absl::string_view licence_number) {
-  return Keccak256(absl::StrCat("medvault.licence.v1:", licence_number));
-}
+namespace {
 
-absl::Status Authorizer::AddLicenceFacts(const Caller& caller, Facts& facts) {
-  if (!caller.is_practitioner()) return absl::OkStatus();
-  grpc::ClientContext context;
-  backends_.SetDeadline(context);
-  internal::v1::GetLicenceRequest request;
-  request.set_practitioner(caller.licence_key);
-  internal::v1::GetLicenceResponse response;
-  grpc::Status status = backends_.signer().GetLicence(&context, request, &response);
-  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
-    return absl::OkStatus();  // no licence.status: policy denies (status unknown)
+// licence.* facts from what the caller's licence read found. Without an
+// entry there is no licence.status, and policy denies (status unknown).
+void AddLicenceFacts(const Licence& licence, Facts& facts) {
+  if (const char* status = PolicyLicenceStatus(licence.status)) {
+    facts.String("licence.status", status);
   }
-  if (!status.ok()) return BackendError("signer", "GetLicence", status);
-  const char* licence_status = PolicyLicenceStatus(response.licence().status());
-  if (licence_status != nullptr) facts.String("licence.status", licence_status);
-  if (response.licence().valid_until() != 0) {
+  if (licence.valid_until != 0) {
     facts.Time("licence.expires_at",
-               absl::FromUnixSeconds(static_cast<int64_t>(response.licence().valid_until())));
+               absl::FromUnixSeconds(static_cast<int64_t>(licence.valid_until)));
   }
   // The index's last complete sync is when the status was last confirmed.
-  if (response.index().synced_ms() > 0) {
-    facts.Time("licence.verified_at", absl::FromUnixMillis(response.index().synced_ms()));
-  }
-  return absl::OkStatus();
+  if (licence.synced_ms > 0)
+    facts.Time("licence.verified_at", absl::FromUnixMillis(licence.synced_ms));
 }
+
+}  // namespace
 
 absl::StatusOr<policy::v1::Decision> Authorizer::Decide(const Caller& caller,
                                                         absl::string_view action, Facts facts,
@@ -89,7 +56,7 @@ absl::StatusOr<policy::v1::Decision> Authorizer::Decide(const Caller& caller,
       .String("actor.organization_id", caller.organization.organization_id)
       .Bool("actor.organization_registered", caller.organization_registered);
   if (caller.is_practitioner()) facts.Set("actor.specialties", caller.specialties);
-  RETURN_IF_ERROR(AddLicenceFacts(caller, facts));
+  if (caller.licence.has_value()) AddLicenceFacts(*caller.licence, facts);
   internal::v1::EvaluateRequest request;
   *request.mutable_request() = std::move(facts.request());
   request.mutable_request()->set_action(std::string(action));
@@ -129,9 +96,7 @@ absl::StatusOr<policy::v1::Decision> Authorizer::Authorize(const Caller& caller,
 
 void FillAuditEvent(const Caller& caller, absl::string_view action, absl::Time now,
                     const policy::v1::Decision& decision, v1::AuditEvent& event) {
-  const int64_t ms = absl::ToUnixMillis(now);
-  event.mutable_time()->set_seconds(ms / 1000);
-  event.mutable_time()->set_nanos(static_cast<int32_t>(ms % 1000) * 1000000);
+  *event.mutable_time() = ToTimestamp(now);
   *event.mutable_actor() = caller.AuditActor();
   event.set_action(std::string(action));
   event.set_outcome(decision.effect() == policy::v1::ALLOW ? v1::AuditEvent::SUCCEEDED
@@ -141,19 +106,6 @@ void FillAuditEvent(const Caller& caller, absl::string_view action, absl::Time n
   event.set_policy_version(decision.policy_version());
   event.clear_obligations();
   for (const auto& o : decision.obligations()) event.add_obligations(o.name());
-}
-
-v1::Decision PublicDecision(const policy::v1::Decision& decision) {
-  v1::Decision out;
-  out.set_decision_id(decision.decision_id());
-  *out.mutable_rule_ids() = decision.rule_ids();
-  out.set_policy_version(decision.policy_version());
-  for (const auto& o : decision.obligations()) {
-    auto* ob = out.add_obligations();
-    ob->set_name(o.name());
-    ob->set_due(o.due());
-  }
-  return out;
 }
 
 }  // namespace medvault::gateway

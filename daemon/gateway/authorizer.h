@@ -1,6 +1,7 @@
 // Asking policy: every public RPC builds the facts of its request, and the
-// Authorizer adds what is known about the caller (actor.*, the licence from
-// the chain through the signer's index) and asks medvault-policy. A deny is
+// Authorizer adds what is known about the caller (actor.*, the licence the
+// Caller read from the chain through the signer's index) and asks
+// medvault-policy. A deny is
 // written to the audit log before the caller hears PERMISSION_DENIED.
 #ifndef MEDVAULT_DAEMON_GATEWAY_AUTHORIZER_H_
 #define MEDVAULT_DAEMON_GATEWAY_AUTHORIZER_H_
@@ -25,7 +26,6 @@ class Facts {
  public:
   Facts& String(absl::string_view name, absl::string_view value);
   Facts& Bool(absl::string_view name, bool value);
-  Facts& Int(absl::string_view name, int64_t value);
   Facts& Time(absl::string_view name, absl::Time value);
   Facts& Set(absl::string_view name, const std::vector<std::string>& values);
   const policy::v1::Request& request() const { return request_; }
@@ -38,10 +38,6 @@ class Facts {
 // RFC 3339 in UTC with seconds, as policy reads times.
 std::string PolicyTime(absl::Time time);
 
-// The chain's licence key of a licence number:
-// keccak256("medvault.licence.v1:" || licence_number).
-std::string LicenceKey(absl::string_view licence_number);
-
 class Authorizer {
  public:
   Authorizer(Backends& backends, RegistryDb& db) : backends_(backends), db_(db) {}
@@ -50,8 +46,7 @@ class Authorizer {
   // On DENY appends `denied` (completed with the caller, action and
   // decision; outcome DENIED) to the audit log and returns
   // PERMISSION_DENIED naming the decision id and rules. UNAVAILABLE when
-  // policy (or, for a practitioner, the signer's index) cannot answer:
-  // nothing is allowed without a decision.
+  // policy cannot answer: nothing is allowed without a decision.
   absl::StatusOr<policy::v1::Decision> Authorize(const Caller& caller, absl::string_view action,
                                                  Facts facts, absl::Time now,
                                                  v1::AuditEvent denied);
@@ -61,8 +56,6 @@ class Authorizer {
                                               Facts facts, absl::Time now);
 
  private:
-  absl::Status AddLicenceFacts(const Caller& caller, Facts& facts);
-
   Backends& backends_;
   RegistryDb& db_;
 };
@@ -70,8 +63,6 @@ class Authorizer {
 // Completes `event` with the caller, action, time and decision.
 void FillAuditEvent(const Caller& caller, absl::string_view action, absl::Time now,
                     const policy::v1::Decision& decision, v1::AuditEvent& event);
-// The decision as the public API shows it.
-v1::Decision PublicDecision(const policy::v1::Decision& decision);
 
 }  // namespace medvault::gateway
 

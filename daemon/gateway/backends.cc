@@ -15,18 +15,11 @@ std::shared_ptr<grpc::Channel> Connect(const config::v1::Config& config, Role ro
 }  // namespace
 
 Backends::Backends(const config::v1::Config& config)
-    : Backends(Connect(config, Role::kPolicy), Connect(config, Role::kKeyvault),
-               Connect(config, Role::kStorage), Connect(config, Role::kSigner),
-               absl::Milliseconds(config.gateway().backend_timeout_ms())) {}
-
-Backends::Backends(std::shared_ptr<grpc::Channel> policy, std::shared_ptr<grpc::Channel> keyvault,
-                   std::shared_ptr<grpc::Channel> storage, std::shared_ptr<grpc::Channel> signer,
-                   absl::Duration timeout)
-    : policy_(internal::v1::Policy::NewStub(policy)),
-      keyvault_(internal::v1::KeyVault::NewStub(keyvault)),
-      storage_(internal::v1::Storage::NewStub(storage)),
-      signer_(internal::v1::Signer::NewStub(signer)),
-      timeout_(timeout) {}
+    : policy_(internal::v1::Policy::NewStub(Connect(config, Role::kPolicy))),
+      keyvault_(internal::v1::KeyVault::NewStub(Connect(config, Role::kKeyvault))),
+      storage_(internal::v1::Storage::NewStub(Connect(config, Role::kStorage))),
+      signer_(internal::v1::Signer::NewStub(Connect(config, Role::kSigner))),
+      timeout_(absl::Milliseconds(config.gateway().backend_timeout_ms())) {}
 
 void Backends::SetDeadline(grpc::ClientContext& context) const {
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));

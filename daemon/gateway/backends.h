@@ -23,10 +23,6 @@ class Backends {
  public:
   // Channels connect lazily; nothing is reached here.
   explicit Backends(const config::v1::Config& config);
-  // For tests: the same over given channels.
-  Backends(std::shared_ptr<grpc::Channel> policy, std::shared_ptr<grpc::Channel> keyvault,
-           std::shared_ptr<grpc::Channel> storage, std::shared_ptr<grpc::Channel> signer,
-           absl::Duration timeout);
 
   internal::v1::Policy::Stub& policy() { return *policy_; }
   internal::v1::KeyVault::Stub& keyvault() { return *keyvault_; }
@@ -35,7 +31,6 @@ class Backends {
 
   // Sets the per-call deadline on `context`.
   void SetDeadline(grpc::ClientContext& context) const;
-  absl::Duration timeout() const { return timeout_; }
 
  private:
   std::unique_ptr<internal::v1::Policy::Stub> policy_;

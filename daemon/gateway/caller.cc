@@ -5,6 +5,7 @@
 #include "daemon/common/field_error.h"
 #include "daemon/common/sqlite.h"
 #include "daemon/common/status_macros.h"
+#include "daemon/gateway/core.h"
 #include "daemon/gateway/ids.h"
 
 namespace medvault::gateway {
@@ -29,7 +30,9 @@ absl::StatusOr<std::string> Header(const grpc::ServerContext& context, const cha
   return std::string(first->second.data(), first->second.size());
 }
 
-absl::Status LoadPractitioner(sqlite3* db, const std::string& hospital, Caller& caller) {
+// Loads the acting practitioner's specialties; returns their licence key.
+absl::StatusOr<std::string> LoadPractitioner(sqlite3* db, const std::string& hospital,
+                                             Caller& caller) {
   SqliteStatement q(db, RegistryDb::kOwner,
                     "SELECT hospital_id, specialties, licence_key FROM practitioners WHERE id = ?");
   RETURN_IF_ERROR(q.status());
@@ -42,15 +45,7 @@ absl::Status LoadPractitioner(sqlite3* db, const std::string& hospital, Caller& 
                                                    "\" is not registered with ", hospital));
   }
   caller.specialties = absl::StrSplit(q.Text(1), ',', absl::SkipEmpty());
-  caller.licence_key = q.Blob(2);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<bool> OrganizationRegistered(sqlite3* db, const std::string& id) {
-  SqliteStatement q(db, RegistryDb::kOwner, "SELECT 1 FROM organizations WHERE id = ?");
-  RETURN_IF_ERROR(q.status());
-  q.BindText(1, id);
-  return q.Step();
+  return q.Blob(2);
 }
 
 }  // namespace
@@ -66,9 +61,9 @@ v1::AuditActor Caller::AuditActor() const {
   return actor;
 }
 
-absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContext& context, RegistryDb& db) {
+absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContext& context, GatewayCore& core) {
   Caller caller;
-  ASSIGN_OR_RETURN(caller.organization, CallerIdentity(context));
+  ASSIGN_OR_RETURN(caller.organization, CallerIdentity(context, core.revocations));
   ASSIGN_OR_RETURN(caller.policy_role, PolicyRole(caller.organization.role));
   caller.actor_id = caller.organization.organization_id;
   ASSIGN_OR_RETURN(caller.practitioner_id, Header(context, kPractitionerHeader));
@@ -88,14 +83,20 @@ absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContext& context, Registr
     caller.policy_role = "PATIENT";
     caller.actor_id = caller.patient_id;
   }
-  RETURN_IF_ERROR(db.Read([&](sqlite3* sql) -> absl::Status {
+  std::string licence_key;
+  RETURN_IF_ERROR(core.db.Read([&](sqlite3* sql) -> absl::Status {
     ASSIGN_OR_RETURN(caller.organization_registered,
-                     OrganizationRegistered(sql, caller.organization.organization_id));
+                     RowExists(sql, "SELECT 1 FROM organizations WHERE id = ?",
+                               caller.organization.organization_id));
     if (caller.is_practitioner()) {
-      RETURN_IF_ERROR(LoadPractitioner(sql, caller.organization.organization_id, caller));
+      ASSIGN_OR_RETURN(licence_key,
+                       LoadPractitioner(sql, caller.organization.organization_id, caller));
     }
     return absl::OkStatus();
   }));
+  if (caller.is_practitioner()) {
+    ASSIGN_OR_RETURN(caller.licence, ReadLicence(core.backends, licence_key));
+  }
   return caller;
 }
 

@@ -7,12 +7,13 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "daemon/gateway/client_identity.h"
-#include "daemon/gateway/registry_db.h"
+#include "daemon/gateway/licence.h"
 #include "medvault/v1/audit.pb.h"
 
 namespace medvault::gateway {
@@ -33,25 +34,26 @@ struct Caller {
   // Set when a practitioner acts.
   std::string practitioner_id;
   std::vector<std::string> specialties;
-  std::string licence_key;  // 32 bytes
+  // Read from the chain's index once per call (policy's licence facts).
+  std::optional<Licence> licence;
   // Set when a patient acts.
   std::string patient_id;
 
   bool is_practitioner() const { return !practitioner_id.empty(); }
   bool is_patient() const { return !patient_id.empty(); }
-  // The organisation itself acts, with `role` (e.g. "hospital").
-  bool is_organization(absl::string_view role) const {
-    return practitioner_id.empty() && patient_id.empty() && organization.role == role;
-  }
   // The audit log's view of the caller.
   v1::AuditActor AuditActor() const;
 };
 
-// UNAUTHENTICATED when the certificate is unusable, the named practitioner
-// is not registered with the calling hospital, or a person is named by an
-// organisation that is not a hospital; INVALID_ARGUMENT for both headers or
-// a malformed id.
-absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContext& context, RegistryDb& db);
+struct GatewayCore;
+
+// UNAUTHENTICATED when the certificate is unusable or revoked since the
+// connection was made (the revocation list is checked on every call, not
+// only at the handshake), the named practitioner is not registered with
+// the calling hospital, or a person is named by an organisation that is not
+// a hospital; INVALID_ARGUMENT for both headers or a malformed id;
+// UNAVAILABLE when a practitioner's licence cannot be read.
+absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContext& context, GatewayCore& core);
 
 }  // namespace medvault::gateway
 

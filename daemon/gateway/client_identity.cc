@@ -24,49 +24,25 @@
 #include "absl/strings/str_replace.h"
 #include "daemon/common/files.h"
 #include "daemon/common/logging.h"
+#include "daemon/common/openssl_util.h"
 #include "daemon/common/status_macros.h"
+#include "daemon/gateway/ids.h"
 
 namespace medvault::gateway {
 namespace {
 
-template <typename T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using BioPtr = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
-using X509Ptr = std::unique_ptr<X509, Free<X509, X509_free>>;
-using CrlPtr = std::unique_ptr<X509_CRL, Free<X509_CRL, X509_CRL_free>>;
-using BnPtr = std::unique_ptr<BIGNUM, Free<BIGNUM, BN_free>>;
-using IntPtr = std::unique_ptr<ASN1_INTEGER, Free<ASN1_INTEGER, ASN1_INTEGER_free>>;
+using openssl::BioPtr;
+using openssl::BnPtr;
+using openssl::CrlPtr;
+using openssl::IntegerPtr;
+using openssl::MemBio;
+using openssl::SerialHex;
+using openssl::X509Ptr;
 
 constexpr std::array<absl::string_view, 6> kClientRoles = {"hospital", "regulator", "compliance",
                                                            "insurer",  "research",  "device"};
-constexpr size_t kMaxOrganizationId = 64;
 // RFC 5280 4.1.2.2: serials are at most 20 octets.
 constexpr size_t kMaxSerialHex = 40;
-
-BioPtr MemBio(absl::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-std::string BioText(BIO* bio) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
-}
-
-std::string BnHex(const BIGNUM* bn) {
-  char* hex = BN_bn2hex(bn);
-  if (hex == nullptr) return "";
-  std::string out = absl::AsciiStrToLower(hex);
-  OPENSSL_free(hex);
-  return out;
-}
-
-std::string SerialHexOf(const ASN1_INTEGER* serial) {
-  BnPtr bn(ASN1_INTEGER_to_BN(serial, nullptr));
-  return bn == nullptr ? "" : BnHex(bn.get());
-}
 
 // The single value of `nid` in `name`; nullopt if absent, UNAUTHENTICATED if
 // repeated (two OUs would make the role ambiguous).
@@ -85,19 +61,6 @@ absl::StatusOr<std::optional<std::string>> OneEntry(const X509_NAME* name, int n
   std::string value(reinterpret_cast<char*>(utf8), static_cast<size_t>(n));
   OPENSSL_free(utf8);
   return value;
-}
-
-std::string SubjectText(const X509_NAME* name) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  // RFC 2253 without escaping UTF-8, so display names stay readable.
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
-  return BioText(bio.get());
-}
-
-absl::Time AsTime(const ASN1_TIME* t) {
-  struct tm tm {};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return absl::InfinitePast();
-  return absl::FromTimeT(timegm(&tm));
 }
 
 int64_t Nanos(const struct timespec& ts) {
@@ -119,11 +82,7 @@ const char* ClientRoleList() {
 }
 
 absl::Status ValidateOrganizationId(absl::string_view id) {
-  bool ok = !id.empty() && id.size() <= kMaxOrganizationId;
-  for (char c : id) {
-    ok &= absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '.' || c == '_' || c == '-';
-  }
-  if (ok) return absl::OkStatus();
+  if (IsPseudonymousId(id)) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat("organisation id \"", id, "\" must be 1 to 64 characters of a-z 0-9 . _ -"));
 }
@@ -139,7 +98,7 @@ absl::StatusOr<std::string> CanonicalSerialHex(absl::string_view hex) {
         absl::StrCat("serial \"", hex, "\" is not a hexadecimal certificate serial"));
   }
   BnPtr owned(bn);
-  return BnHex(bn);
+  return openssl::BignumHex(bn);
 }
 
 absl::StatusOr<ClientIdentity> ParseClientIdentity(absl::string_view peer_cert_pem) {
@@ -148,8 +107,8 @@ absl::StatusOr<ClientIdentity> ParseClientIdentity(absl::string_view peer_cert_p
   if (cert == nullptr) return absl::InvalidArgumentError("client certificate is not a PEM X.509");
   const X509_NAME* name = X509_get_subject_name(cert.get());
   ClientIdentity id;
-  id.subject = SubjectText(name);
-  id.serial_hex = SerialHexOf(X509_get0_serialNumber(cert.get()));
+  id.subject = openssl::SubjectText(name);
+  id.serial_hex = SerialHex(X509_get0_serialNumber(cert.get()));
   ASSIGN_OR_RETURN(auto cn, OneEntry(name, NID_commonName, "CN"));
   ASSIGN_OR_RETURN(auto ou, OneEntry(name, NID_organizationalUnitName, "OU"));
   ASSIGN_OR_RETURN(auto o, OneEntry(name, NID_organizationName, "O"));
@@ -262,7 +221,7 @@ absl::Status RevocationList::Load(const std::string& pem) {
   if (X509_CRL_verify(crl.get(), X509_get0_pubkey(ca)) != 1) {
     return refuse("signature does not verify with the client CA's key");
   }
-  IntPtr number(static_cast<ASN1_INTEGER*>(
+  IntegerPtr number(static_cast<ASN1_INTEGER*>(
       X509_CRL_get_ext_d2i(crl.get(), NID_crl_number, nullptr, nullptr)));
   uint64_t n = 0;
   if (number == nullptr || ASN1_INTEGER_get_uint64(&n, number.get()) != 1) {
@@ -275,11 +234,11 @@ absl::Status RevocationList::Load(const std::string& pem) {
   absl::flat_hash_set<std::string> revoked;
   STACK_OF(X509_REVOKED)* entries = X509_CRL_get_REVOKED(crl.get());
   for (int i = 0; i < sk_X509_REVOKED_num(entries); ++i) {
-    revoked.insert(SerialHexOf(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(entries, i))));
+    revoked.insert(SerialHex(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(entries, i))));
   }
   revoked_ = std::move(revoked);
   crl_number_ = n;
-  next_update_ = AsTime(X509_CRL_get0_nextUpdate(crl.get()));
+  next_update_ = openssl::ToTime(X509_CRL_get0_nextUpdate(crl.get()));
   loaded_ = true;
   return absl::OkStatus();
 }

@@ -35,7 +35,7 @@ namespace medvault::gateway {
 bool IsClientRole(absl::string_view role);
 // "hospital, regulator, ...", for error messages and help texts.
 const char* ClientRoleList();
-// OK if `id` is 1..64 characters of [a-z0-9._-]; INVALID_ARGUMENT naming
+// OK if IsPseudonymousId(id) (ids.h); INVALID_ARGUMENT naming
 // the rule otherwise.
 absl::Status ValidateOrganizationId(absl::string_view id);
 // A certificate serial as medvault writes it everywhere (CRL index, logs,

@@ -13,6 +13,7 @@
 #include "daemon/gateway/authorizer.h"
 #include "daemon/gateway/backends.h"
 #include "daemon/gateway/caller.h"
+#include "daemon/gateway/client_identity.h"
 #include "daemon/gateway/registry_db.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "medvault/config/v1/config.pb.h"
@@ -25,8 +26,9 @@ struct GatewayCore {
   RegistryDb& db;
   Backends& backends;
   Authorizer& authorizer;
-  // Chain id of the anchoring chain (EIP-712 domain); 0 until known.
-  uint64_t chain_id = 0;
+  // Checked on every call as well as at the handshake, so that a
+  // certificate revoked while its connection is open stops working.
+  RevocationList* revocations;
 };
 
 // Runs `body` in one transaction and appends `event` (outcome SUCCEEDED) in
@@ -39,7 +41,6 @@ inline int64_t DbTime(absl::Time t) { return absl::ToUnixMillis(t); }
 inline absl::Time FromDbTime(int64_t ms) { return absl::FromUnixMillis(ms); }
 google::protobuf::Timestamp ToTimestamp(absl::Time t);
 inline google::protobuf::Timestamp DbTimestamp(int64_t ms) { return ToTimestamp(FromDbTime(ms)); }
-absl::Time FromTimestamp(const google::protobuf::Timestamp& t);
 
 }  // namespace medvault::gateway
 

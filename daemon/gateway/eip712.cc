@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "daemon/common/eth_address.h"
 #include "daemon/common/keccak.h"
 #include "daemon/common/status_macros.h"
 
@@ -244,16 +245,6 @@ absl::StatusOr<std::string> HashStructAt(const TypeIndex& index, const Message& 
   return Keccak256(Keccak256(type) + data);
 }
 
-std::string Checksummed(absl::string_view address) {
-  std::string hex = absl::BytesToHexString(address);
-  const std::string hash = Keccak256(hex);
-  for (size_t i = 0; i < hex.size(); ++i) {
-    const auto byte = static_cast<unsigned char>(hash[i / 2]);
-    if ((i % 2 == 0 ? byte >> 4 : byte & 0x0F) >= 8) hex[i] = absl::ascii_toupper(hex[i]);
-  }
-  return "0x" + hex;
-}
-
 JsonValue Text(std::string s) {
   JsonValue v;
   v.set_string_value(std::move(s));
@@ -284,7 +275,7 @@ JsonValue MessageJson(const TypeIndex& index, const Message& message) {
     } else if (const uint64_t* n = std::get_if<uint64_t>(&value)) {
       v.set_string_value(absl::StrCat(*n));
     } else if (const std::string* s = std::get_if<std::string>(&value)) {
-      v = Text(f.type == "address"   ? Checksummed(*s)
+      v = Text(f.type == "address"   ? *FormatEthAddress(*s)  // 20 bytes: Digest checked
                : f.type == "bytes32" ? absl::StrCat("0x", absl::BytesToHexString(*s))
                                      : *s);
     } else if (const auto* list = std::get_if<std::vector<std::string>>(&value)) {
@@ -407,32 +398,8 @@ absl::StatusOr<std::string> RecoverSigner(absl::string_view digest, absl::string
   size_t size = point.size();
   secp256k1_ec_pubkey_serialize(ctx, point.data(), &size, &key, SECP256K1_EC_UNCOMPRESSED);
   // Skip the 0x04 prefix of the uncompressed point.
-  const std::string hash =
-      Keccak256(absl::string_view(reinterpret_cast<const char*>(point.data()) + 1, 64));
-  return hash.substr(12);
-}
-
-absl::StatusOr<std::string> ParseAddress(absl::string_view text) {
-  if (text.size() != 42 || !absl::StartsWith(text, "0x") ||
-      !absl::c_all_of(text.substr(2),
-                      [](char c) { return absl::ascii_isxdigit(static_cast<unsigned char>(c)); })) {
-    return Invalid("address", absl::StrCat("must be 0x and 40 hex digits, got ", Quoted(text)));
-  }
-  const std::string bytes = absl::HexStringToBytes(text.substr(2));
-  const bool lower = absl::c_none_of(text, absl::ascii_isupper);
-  const bool upper = absl::c_none_of(text.substr(2), absl::ascii_islower);
-  if (!lower && !upper && Checksummed(bytes) != text) {
-    return Invalid("address", absl::StrCat("mixed case is not the EIP-55 checksum (",
-                                           Checksummed(bytes), "): mistyped?"));
-  }
-  return bytes;
-}
-
-absl::StatusOr<std::string> FormatAddress(absl::string_view address) {
-  if (address.size() != 20) {
-    return Invalid("address", absl::StrCat("must be 20 bytes, got ", address.size()));
-  }
-  return Checksummed(address);
+  return EthAddressOfPublicKey(
+      absl::string_view(reinterpret_cast<const char*>(point.data()) + 1, 64));
 }
 
 }  // namespace medvault::gateway::eip712

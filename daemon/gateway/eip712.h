@@ -131,14 +131,6 @@ absl::StatusOr<std::string> ToTypedDataJson(const Domain& domain, const TypedMes
 // digest, recovers another address: callers compare the result.
 absl::StatusOr<std::string> RecoverSigner(absl::string_view digest, absl::string_view signature);
 
-// The 20 bytes of "0x" and 40 hex digits, all lower-case, all upper-case or
-// EIP-55 checksummed; INVALID_ARGUMENT otherwise, in particular for mixed
-// case that is not the checksum (a mistyped address).
-absl::StatusOr<std::string> ParseAddress(absl::string_view text);
-// The EIP-55 checksummed form of a 20-byte address; INVALID_ARGUMENT for
-// any other length.
-absl::StatusOr<std::string> FormatAddress(absl::string_view address);
-
 }  // namespace medvault::gateway::eip712
 
 #endif  // MEDVAULT_DAEMON_GATEWAY_EIP712_H_

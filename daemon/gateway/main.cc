@@ -69,22 +69,6 @@ absl::StatusOr<SecretData> DatabaseKey(Backends& backends) {
   return secret;
 }
 
-// The anchoring chain's id (the EIP-712 domain of patients' signatures); 0
-// while the signer cannot say, and consent RPCs then answer UNAVAILABLE.
-uint64_t ChainId(Backends& backends) {
-  grpc::ClientContext context;
-  backends.SetDeadline(context);
-  context.set_wait_for_ready(true);
-  internal::v1::GetChainInfoResponse response;
-  grpc::Status status =
-      backends.signer().GetChainInfo(&context, internal::v1::GetChainInfoRequest(), &response);
-  if (!status.ok()) {
-    log::Warn("chain.id_unknown", {{"error", status.error_message()}});
-    return 0;
-  }
-  return response.chain_id();
-}
-
 class GatewayProcess : public ServiceProcess {
  public:
   absl::Status Prepare(const config::v1::Config& config) override {
@@ -105,6 +89,12 @@ class GatewayProcess : public ServiceProcess {
       // Fail closed but keep running: every client is refused until the
       // operator fixes the list (re-read on the next connection).
       log::Error("tls.crl_unusable", {{"file", tls.crl_file()}, {"error", crl}});
+    } else if (revocations_->next_update() < absl::Now()) {
+      // Still used (refusing every hospital would be worse), but the
+      // operator must publish a fresh one: medvaultctl ca crl.
+      log::Warn("tls.crl_expired",
+                {{"file", tls.crl_file()},
+                 {"next_update", absl::FormatTime(revocations_->next_update())}});
     }
     return absl::OkStatus();
   }
@@ -119,13 +109,12 @@ class GatewayProcess : public ServiceProcess {
     ASSIGN_OR_RETURN(db_, RegistryDb::Open(config_->gateway().state_dir(), *key));
     authorizer_ = std::make_unique<Authorizer>(*backends_, *db_);
     core_ = std::make_unique<GatewayCore>(
-        GatewayCore{config_->gateway(), *db_, *backends_, *authorizer_, 0});
+        GatewayCore{config_->gateway(), *db_, *backends_, *authorizer_, revocations_.get()});
     log::Info("registry.opened", {{"schema_version", db_->schema_version()}});
     return absl::OkStatus();
   }
 
   absl::Status Serve() override {
-    core_->chain_id = ChainId(*backends_);
     ASSIGN_OR_RETURN(
         auto credentials,
         MutualTlsServerCredentials(cert_chain_, std::move(private_key_), client_ca_, revocations_));
@@ -143,10 +132,9 @@ class GatewayProcess : public ServiceProcess {
           absl::StrCat("cannot listen on ", config_->gateway().listen_address()));
     }
     public_->GetHealthCheckService()->SetServingStatus(true);
-    log::Info("public_api.listening", {{"address", config_->gateway().listen_address()},
-                                       {"port", port},
-                                       {"tls", "mutual"},
-                                       {"chain_id", core_->chain_id}});
+    log::Info(
+        "public_api.listening",
+        {{"address", config_->gateway().listen_address()}, {"port", port}, {"tls", "mutual"}});
     return absl::OkStatus();
   }
 

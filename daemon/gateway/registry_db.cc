@@ -161,4 +161,11 @@ absl::Status RegistryDb::Read(absl::FunctionRef<absl::Status(sqlite3*)> body) {
   return body(db_);
 }
 
+absl::StatusOr<bool> RowExists(sqlite3* db, const char* sql, absl::string_view key) {
+  SqliteStatement q(db, RegistryDb::kOwner, sql);
+  RETURN_IF_ERROR(q.status());
+  q.BindText(1, key);
+  return q.Step();
+}
+
 }  // namespace medvault::gateway

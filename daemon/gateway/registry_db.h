@@ -16,6 +16,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/common/secret.h"
 
@@ -49,6 +50,9 @@ class RegistryDb {
   sqlite3* const db_;
   const int64_t version_;
 };
+
+// Whether `sql` (a SELECT with one parameter) finds a row for `key`.
+absl::StatusOr<bool> RowExists(sqlite3* db, const char* sql, absl::string_view key);
 
 }  // namespace medvault::gateway
 

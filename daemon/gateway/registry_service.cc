@@ -4,12 +4,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "daemon/common/eth_address.h"
 #include "daemon/common/field_error.h"
 #include "daemon/common/grpc_status.h"
 #include "daemon/common/sqlite.h"
 #include "daemon/common/status_macros.h"
-#include "daemon/gateway/eip712.h"
 #include "daemon/gateway/ids.h"
+#include "daemon/gateway/licence.h"
 #include "medvault/policy/v1/policy.pb.h"
 
 namespace medvault::gateway {
@@ -51,16 +52,9 @@ absl::Status AlreadyExists(absl::string_view what) {
 // Runs `body`, which fills `response`, and converts its status.
 template <typename Fn>
 grpc::Status Serve(GatewayCore& core, grpc::ServerContext* context, Fn body) {
-  absl::StatusOr<Caller> caller = ResolveCaller(*context, core.db);
+  absl::StatusOr<Caller> caller = ResolveCaller(*context, core);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
   return ToGrpcStatus(body(*caller));
-}
-
-absl::StatusOr<bool> Exists(sqlite3* db, const char* sql, absl::string_view value) {
-  SqliteStatement q(db, RegistryDb::kOwner, sql);
-  RETURN_IF_ERROR(q.status());
-  q.BindText(1, value);
-  return q.Step();
 }
 
 }  // namespace
@@ -74,7 +68,7 @@ absl::StatusOr<v1::Patient> LoadPatient(sqlite3* db, const std::string& patient_
   if (!found) return absl::NotFoundError(absl::StrCat("patient \"", patient_id, "\" not found"));
   v1::Patient patient;
   patient.set_patient_id(patient_id);
-  ASSIGN_OR_RETURN(*patient.mutable_address(), eip712::FormatAddress(q.Blob(0)));
+  ASSIGN_OR_RETURN(*patient.mutable_address(), FormatEthAddress(q.Blob(0)));
   *patient.mutable_registered_at() = DbTimestamp(q.Int(1));
   SqliteStatement care(db, RegistryDb::kOwner,
                        "SELECT organization_id FROM patient_care WHERE patient_id = ? "
@@ -129,8 +123,8 @@ absl::Status RegistryService::DoRegisterHospital(const Caller& caller,
                                                              Facts(), now, event));
   FillAuditEvent(caller, "registry.register_hospital", now, decision, event);
   RETURN_IF_ERROR(CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
-    ASSIGN_OR_RETURN(bool exists, Exists(db, "SELECT 1 FROM organizations WHERE id = ?",
-                                         request.organization_id()));
+    ASSIGN_OR_RETURN(bool exists, RowExists(db, "SELECT 1 FROM organizations WHERE id = ?",
+                                            request.organization_id()));
     if (exists) return AlreadyExists(absl::StrCat("hospital \"", request.organization_id(), "\""));
     SqliteStatement q(db, RegistryDb::kOwner,
                       "INSERT INTO organizations (id, role, display_name, registered_at) "
@@ -164,14 +158,14 @@ absl::Status RegistryService::DoRegisterPractitioner(const Caller& caller,
   const std::string licence_key = LicenceKey(request.licence_number());
   const std::string specialties = absl::StrJoin(request.specialties(), ",");
   RETURN_IF_ERROR(CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
-    ASSIGN_OR_RETURN(bool id_taken, Exists(db, "SELECT 1 FROM practitioners WHERE id = ?",
-                                           request.practitioner_id()));
+    ASSIGN_OR_RETURN(bool id_taken, RowExists(db, "SELECT 1 FROM practitioners WHERE id = ?",
+                                              request.practitioner_id()));
     if (id_taken) {
       return AlreadyExists(absl::StrCat("practitioner \"", request.practitioner_id(), "\""));
     }
     ASSIGN_OR_RETURN(bool number_taken,
-                     Exists(db, "SELECT 1 FROM practitioners WHERE licence_number = ?",
-                            request.licence_number()));
+                     RowExists(db, "SELECT 1 FROM practitioners WHERE licence_number = ?",
+                               request.licence_number()));
     if (number_taken) return AlreadyExists("licence_number");
     SqliteStatement q(db, RegistryDb::kOwner,
                       "INSERT INTO practitioners (id, hospital_id, licence_number, licence_key, "
@@ -195,7 +189,7 @@ absl::Status RegistryService::DoRegisterPatient(const Caller& caller,
                                                 const v1::RegisterPatientRequest& request,
                                                 v1::Patient& response) {
   RETURN_IF_ERROR(CheckId("patient_id", request.patient_id()));
-  absl::StatusOr<std::string> address = eip712::ParseAddress(request.address());
+  absl::StatusOr<std::string> address = ParseEthAddress(request.address());
   if (!address.ok()) return InvalidField("address", address.status().message());
   const absl::Time now = absl::Now();
   const std::string& hospital = caller.organization.organization_id;
@@ -267,36 +261,11 @@ absl::Status RegistryService::DoGetPractitioner(const Caller& caller,
     *response.mutable_registered_at() = DbTimestamp(q.Int(4));
     return absl::OkStatus();
   }));
-  grpc::ClientContext context;
-  core_.backends.SetDeadline(context);
-  internal::v1::GetLicenceRequest licence_request;
-  licence_request.set_practitioner(response.licence_key());
-  internal::v1::GetLicenceResponse licence;
-  grpc::Status status = core_.backends.signer().GetLicence(&context, licence_request, &licence);
-  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
-    response.set_licence_status(v1::LICENCE_UNKNOWN);
-    return absl::OkStatus();
-  }
-  if (!status.ok()) return BackendError("signer", "GetLicence", status);
-  switch (licence.licence().status()) {
-    case internal::v1::LICENCE_STATUS_ACTIVE:
-      response.set_licence_status(v1::LICENCE_ACTIVE);
-      break;
-    case internal::v1::LICENCE_STATUS_SUSPENDED:
-      response.set_licence_status(v1::LICENCE_SUSPENDED);
-      break;
-    case internal::v1::LICENCE_STATUS_REVOKED:
-      response.set_licence_status(v1::LICENCE_REVOKED);
-      break;
-    case internal::v1::LICENCE_STATUS_EXPIRED:
-      response.set_licence_status(v1::LICENCE_EXPIRED);
-      break;
-    default:
-      response.set_licence_status(v1::LICENCE_UNKNOWN);
-  }
-  if (licence.licence().valid_until() != 0) {
+  ASSIGN_OR_RETURN(Licence licence, ReadLicence(core_.backends, response.licence_key()));
+  response.set_licence_status(PublicLicenceStatus(licence.status));
+  if (licence.valid_until != 0) {
     *response.mutable_licence_valid_until() =
-        ToTimestamp(absl::FromUnixSeconds(static_cast<int64_t>(licence.licence().valid_until())));
+        ToTimestamp(absl::FromUnixSeconds(static_cast<int64_t>(licence.valid_until)));
   }
   return absl::OkStatus();
 }

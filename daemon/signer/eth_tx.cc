@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/common/eth_address.h"
 #include "daemon/common/keccak.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/signer/rlp.h"
@@ -69,11 +70,9 @@ absl::StatusOr<std::string> FromHex(absl::string_view hex, absl::string_view wha
 }
 
 absl::StatusOr<std::string> ParseAddress(absl::string_view hex, absl::string_view what) {
-  ASSIGN_OR_RETURN(std::string bytes, FromHex(hex, what));
-  if (bytes.size() != 20) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": must be 0x and 40 hex digits, got \"", hex, "\""));
-  }
+  absl::StatusOr<std::string> bytes = ParseEthAddress(hex);
+  if (!bytes.ok())
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", bytes.status().message()));
   return bytes;
 }
 

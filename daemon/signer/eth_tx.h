@@ -30,8 +30,8 @@ std::string ToHex(absl::string_view bytes);
 // The bytes of "0x"-prefixed hex with an even number of digits (either
 // case). INVALID_ARGUMENT naming `what` otherwise.
 absl::StatusOr<std::string> FromHex(absl::string_view hex, absl::string_view what = "hex");
-// A 20-byte address from "0x" and 40 hex digits (the EIP-55 checksum, if
-// any, is not checked). INVALID_ARGUMENT naming `what` otherwise.
+// A 20-byte address from "0x" and 40 hex digits (ParseEthAddress: one case,
+// or the EIP-55 checksum). INVALID_ARGUMENT naming `what` otherwise.
 absl::StatusOr<std::string> ParseAddress(absl::string_view hex, absl::string_view what = "address");
 
 struct Eip1559Transaction {

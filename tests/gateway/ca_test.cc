@@ -17,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/common/files.h"
+#include "daemon/common/openssl_util.h"
 #include "daemon/gateway/client_identity.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -32,15 +33,13 @@ MATCHER_P(StatusIs, code, "") {
   return status.code() == code;
 }
 
-template <typename T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using X509Ptr = std::unique_ptr<X509, Free<X509, X509_free>>;
-using CrlPtr = std::unique_ptr<X509_CRL, Free<X509_CRL, X509_CRL_free>>;
+using openssl::CrlPtr;
+using openssl::Free;
+using openssl::MemBio;
+using openssl::X509Ptr;
+using IntPtr = openssl::IntegerPtr;
 using StorePtr = std::unique_ptr<X509_STORE, Free<X509_STORE, X509_STORE_free>>;
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE_CTX_free>>;
-using IntPtr = std::unique_ptr<ASN1_INTEGER, Free<ASN1_INTEGER, ASN1_INTEGER_free>>;
 
 std::string Read(const std::string& path) {
   auto text = ReadWholeFile(AT_FDCWD, path);
@@ -50,13 +49,13 @@ std::string Read(const std::string& path) {
 
 X509Ptr ReadCert(const std::string& path) {
   std::string pem = Read(path);
-  std::unique_ptr<BIO, Free<BIO, BIO_free_all>> bio(BIO_new_mem_buf(pem.data(), pem.size()));
+  auto bio = MemBio(pem);
   return X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
 }
 
 CrlPtr ReadCrl(const std::string& path) {
   std::string pem = Read(path);
-  std::unique_ptr<BIO, Free<BIO, BIO_free_all>> bio(BIO_new_mem_buf(pem.data(), pem.size()));
+  auto bio = MemBio(pem);
   return CrlPtr(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
 }
 

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "daemon/common/eth_address.h"
 #include "daemon/common/keccak.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -41,7 +42,7 @@ std::string Unhex(absl::string_view hex) {
   return absl::HexStringToBytes(absl::StripPrefix(hex, "0x"));
 }
 std::string Address(absl::string_view text) {
-  absl::StatusOr<std::string> address = ParseAddress(text);
+  absl::StatusOr<std::string> address = ParseEthAddress(text);
   EXPECT_TRUE(address.ok()) << address.status();
   return address.value_or("");
 }
@@ -151,7 +152,7 @@ TEST(Eip712Test, DigestAndDocumentMatchCast) {
     EXPECT_EQ(Hex(*signature), Hex(*CastSignDigest(*digest, kKey0)));
     absl::StatusOr<std::string> signer = RecoverSigner(*digest, *signature);
     ASSERT_TRUE(signer.ok()) << signer.status();
-    EXPECT_EQ(*FormatAddress(*signer), kAddress0);
+    EXPECT_EQ(*FormatEthAddress(*signer), kAddress0);
   }
 }
 
@@ -165,9 +166,9 @@ TEST(RecoverTest, RecoversTheAddressCastDerives) {
     absl::StatusOr<std::string> signer =
         RecoverSigner(digest, *CastSignTyped(TestDomain(), typed, key));
     ASSERT_TRUE(signer.ok()) << signer.status();
-    EXPECT_EQ(*FormatAddress(*signer), *expected);
+    EXPECT_EQ(*FormatEthAddress(*signer), *expected);
   }
-  EXPECT_EQ(*FormatAddress(*RecoverSigner(digest, *CastSignDigest(digest, kKey1))), kAddress1);
+  EXPECT_EQ(*FormatEthAddress(*RecoverSigner(digest, *CastSignDigest(digest, kKey1))), kAddress1);
 }
 
 // A decision changed after signing (any field, the domain) no longer
@@ -239,26 +240,26 @@ TEST(AddressTest, FormatsTheEip55Checksum) {
         "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB", "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
         kAddress0, kAddress1}) {
     const std::string lower = absl::AsciiStrToLower(expected);
-    EXPECT_EQ(*FormatAddress(*ParseAddress(lower)), expected);
+    EXPECT_EQ(*FormatEthAddress(*ParseEthAddress(lower)), expected);
     EXPECT_EQ(*RunCast({"to-check-sum-address", lower}), expected);
   }
-  EXPECT_THAT(FormatAddress("short").status(), IsInvalid("20 bytes"));
+  EXPECT_THAT(FormatEthAddress("short").status(), IsInvalid("20 bytes"));
 }
 
 // Lower-case, upper-case and checksummed input parse; a mixed case that is
 // not the checksum (a typo) and anything not 0x + 40 hex digits do not.
 TEST(AddressTest, ParsesStrictly) {
   const std::string bytes = Unhex("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed");
-  EXPECT_EQ(*ParseAddress("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"), bytes);
-  EXPECT_EQ(*ParseAddress("0x5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED"), bytes);
-  EXPECT_EQ(*ParseAddress("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"), bytes);
-  EXPECT_THAT(ParseAddress("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD").status(),
+  EXPECT_EQ(*ParseEthAddress("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"), bytes);
+  EXPECT_EQ(*ParseEthAddress("0x5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED"), bytes);
+  EXPECT_EQ(*ParseEthAddress("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"), bytes);
+  EXPECT_THAT(ParseEthAddress("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD").status(),
               IsInvalid("EIP-55"));
   for (const char* bad :
        {"", "0x", "5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
         "0x5aaeb6053f3e94c9b9a09f33669435e7ef1bea", "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed00",
         "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaeg", "0X5aaeb6053f3e94c9b9a09f3"}) {
-    EXPECT_THAT(ParseAddress(bad).status(), IsInvalid("40 hex digits")) << bad;
+    EXPECT_THAT(ParseEthAddress(bad).status(), IsInvalid("40 hex digits")) << bad;
   }
 }
 

@@ -121,14 +121,13 @@ TEST_F(GatewayRegistryTest, BadInputNamesTheField) {
       << Describe(bad_specialty);
   EXPECT_THAT(BadRequestFields(bad_specialty), ElementsAre("specialties[0]"));
 
-  // Nothing was registered by the refused calls.
+  // The refused call registered nothing: the same practitioner with a
+  // valid specialty is new, not ALREADY_EXISTS.
   practitioner.set_specialties(0, "CARDIOLOGY");
   grpc::Status s = Registry("client")->RegisterPractitioner(ActingAs(Acting::kOrganization).get(),
                                                             practitioner, &out);
   ASSERT_TRUE(s.ok()) << Describe(s);
   EXPECT_EQ(out.licence_key().size(), 32u);
-  s = RegisterPatient("client", "patient-2", kPatientAddress, &patient);
-  EXPECT_TRUE(s.ok()) << Describe(s);
 }
 
 TEST_F(GatewayRegistryTest, PractitionerOfAnotherHospitalIsRefused) {
@@ -153,18 +152,39 @@ TEST_F(GatewayRegistryTest, PractitionerOfAnotherHospitalIsRefused) {
   EXPECT_THAT(s.error_message(), HasSubstr("not registered with city-general"));
 }
 
-TEST_F(GatewayRegistryTest, RevokedCertificateIsRefusedOnTheNextConnection) {
+TEST_F(GatewayRegistryTest, RevokedCertificateIsRefusedOnOpenAndNewConnections) {
   Issue("city", "city-general", "hospital");
   ASSERT_TRUE(RegisterHospital("city-general").ok());
+  // The certificate works, and its connection stays open.
+  auto open = Registry("city");
+  v1::RegisterPatientRequest request;
+  request.set_patient_id("patient-9");
+  request.set_address(kPatientAddress);
+  v1::Patient patient;
+  grpc::Status s = open->RegisterPatient(ActingAs(Acting::kOrganization).get(), request, &patient);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+
   CommandResult r = RunCommand(
       {binary("medvaultctl"), "ca", "revoke", "--dir", pki(), "--cert", pki() + "/city.pem"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  v1::Patient patient;
-  grpc::Status s = RegisterPatient("city", "patient-9", kPatientAddress, &patient);
+
+  // On the connection made before the revocation: refused per call.
+  request.set_patient_id("patient-10");
+  v1::Patient refused;
+  s = open->RegisterPatient(ActingAs(Acting::kOrganization).get(), request, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << Describe(s);
+  EXPECT_THAT(s.error_message(), HasSubstr("revoked"));
+  EXPECT_EQ(refused.ByteSizeLong(), 0u);
+  // A new connection fails its handshake.
+  s = RegisterPatient("city", "patient-10", kPatientAddress, &refused);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << Describe(s);
-  EXPECT_EQ(patient.ByteSizeLong(), 0u);
-  // The other certificates still work.
-  EXPECT_TRUE(RegisterHospital("st-anne").ok());
+  EXPECT_EQ(refused.ByteSizeLong(), 0u);
+  // Nothing was registered by the refused calls, and other certificates
+  // still work: the clinic registers patient-10 as a new patient.
+  ASSERT_TRUE(RegisterHospital(kClientName).ok());
+  s = RegisterPatient("client", "patient-10", kPatientAddress, &patient);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_THAT(patient.care_organizations(), ElementsAre(kClientName));
 }
 
 }  // namespace
