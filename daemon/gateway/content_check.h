@@ -18,12 +18,12 @@
 
 namespace medvault::gateway {
 
-inline constexpr char kContentTypeFhirJson[] = "application/fhir+json";
-inline constexpr char kContentTypePdf[] = "application/pdf";
-inline constexpr char kContentTypePng[] = "image/png";
-inline constexpr char kContentTypeJpeg[] = "image/jpeg";
-inline constexpr char kContentTypeDicom[] = "application/dicom";
-inline constexpr char kContentTypeText[] = "text/plain";
+inline constexpr absl::string_view kContentTypeFhirJson = "application/fhir+json";
+inline constexpr absl::string_view kContentTypePdf = "application/pdf";
+inline constexpr absl::string_view kContentTypePng = "image/png";
+inline constexpr absl::string_view kContentTypeJpeg = "image/jpeg";
+inline constexpr absl::string_view kContentTypeDicom = "application/dicom";
+inline constexpr absl::string_view kContentTypeText = "text/plain";
 
 // Whether `content_type` is one of the kContentType* above. Compared
 // exactly: no parameters ("; charset=..."), lower case only, so that one
