@@ -1,0 +1,341 @@
+#include "daemon/gateway/record_service.h"
+
+#include <openssl/evp.h>
+
+#include <memory>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "daemon/common/field_error.h"
+#include "daemon/common/sqlite.h"
+#include "daemon/common/status_macros.h"
+#include "daemon/gateway/content_check.h"
+#include "daemon/gateway/ids.h"
+#include "daemon/gateway/record_cipher.h"
+#include "daemon/gateway/registry_service.h"
+
+namespace medvault::gateway {
+namespace {
+
+// Storage takes at most 1 MiB a message, and so does our caller.
+constexpr size_t kMessageBytes = 1 << 20;
+// Enough of a binary record for its signature check (DICOM: 128 + 4).
+constexpr size_t kPrefixBytes = 132;
+// The client sets the pace of an upload, so the per-call backend deadline
+// (meant for one request) would cut long uploads short.
+constexpr absl::Duration kTransferTimeout = absl::Minutes(10);
+
+// Hashes, checks and encrypts a record's content as it arrives and streams
+// the ciphertext to storage Put. Cancelled (nothing stored) unless Finish
+// succeeds.
+class CiphertextSink {
+ public:
+  static absl::StatusOr<std::unique_ptr<CiphertextSink>> Open(Backends& backends,
+                                                              const SecretData& key,
+                                                              std::string associated_data,
+                                                              std::string content_type) {
+    ASSIGN_OR_RETURN(auto encryptor, RecordEncryptor::Create(key, std::move(associated_data)));
+    std::unique_ptr<CiphertextSink> sink(new CiphertextSink(std::move(encryptor)));
+    sink->content_type_ = std::move(content_type);
+    // FHIR JSON and text are checked whole; binary types by their signature.
+    sink->keep_whole_ =
+        sink->content_type_ == kContentTypeFhirJson || sink->content_type_ == kContentTypeText;
+    if (sink->sha_ == nullptr || EVP_DigestInit_ex(sink->sha_.get(), EVP_sha256(), nullptr) != 1) {
+      return absl::InternalError("record: SHA-256 unavailable");
+    }
+    sink->context_.set_deadline(absl::ToChronoTime(absl::Now() + kTransferTimeout));
+    sink->writer_ = backends.storage().Put(&sink->context_, &sink->put_response_);
+    return sink;
+  }
+  ~CiphertextSink() { Abort(); }
+
+  absl::Status Add(absl::string_view plaintext) {
+    size_ += plaintext.size();
+    EVP_DigestUpdate(sha_.get(), plaintext.data(), plaintext.size());
+    if (keep_whole_) {
+      content_.append(plaintext.data(), plaintext.size());
+    } else if (content_.size() < kPrefixBytes) {
+      absl::string_view head = plaintext.substr(0, kPrefixBytes - content_.size());
+      content_.append(head.data(), head.size());
+    }
+    RETURN_IF_ERROR(encryptor_->Update(plaintext, &pending_));
+    return Send(/*all=*/false);
+  }
+
+  // Checks the content, then completes the upload; returns the CID.
+  absl::StatusOr<std::string> Finish() {
+    RETURN_IF_ERROR(CheckRecordContent(content_type_, content_));
+    if (content_type_ == kContentTypeFhirJson) {
+      ASSIGN_OR_RETURN(fhir_resource_type_, FhirResourceType(content_));
+    }
+    RETURN_IF_ERROR(encryptor_->Finish(&pending_));
+    RETURN_IF_ERROR(Send(/*all=*/true));
+    writer_->WritesDone();
+    finished_ = true;
+    grpc::Status status = writer_->Finish();
+    if (!status.ok()) return BackendError("storage", "Put", status);
+    return put_response_.cid();
+  }
+
+  uint64_t size() const { return size_; }
+  const std::string& fhir_resource_type() const { return fhir_resource_type_; }
+  std::string Sha256Hex() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(sha_.get(), digest, &length);
+    return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), length));
+  }
+
+ private:
+  explicit CiphertextSink(std::unique_ptr<RecordEncryptor> encryptor)
+      : encryptor_(std::move(encryptor)), sha_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {}
+
+  // Sends whole 1 MiB messages, and with `all` the rest too.
+  absl::Status Send(bool all) {
+    size_t sent = 0;
+    while (pending_.size() - sent >= kMessageBytes || (all && sent < pending_.size())) {
+      internal::v1::PutRequest request;
+      request.set_data(pending_.substr(sent, kMessageBytes));
+      sent += request.data().size();
+      if (!writer_->Write(request)) {
+        finished_ = true;
+        return BackendError("storage", "Put", writer_->Finish());
+      }
+    }
+    pending_.erase(0, sent);
+    return absl::OkStatus();
+  }
+
+  void Abort() {
+    if (finished_ || writer_ == nullptr) return;
+    finished_ = true;
+    context_.TryCancel();
+    writer_->Finish();
+  }
+
+  std::unique_ptr<RecordEncryptor> encryptor_;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha_;
+  std::string content_type_;
+  bool keep_whole_ = false;
+  std::string content_;  // whole (FHIR, text) or the first kPrefixBytes
+  std::string pending_;  // ciphertext not sent yet
+  uint64_t size_ = 0;
+  std::string fhir_resource_type_;
+  grpc::ClientContext context_;
+  internal::v1::PutResponse put_response_;
+  std::unique_ptr<grpc::ClientWriter<internal::v1::PutRequest>> writer_;
+  bool finished_ = false;
+};
+
+absl::Status CheckContentType(absl::string_view field, absl::string_view content_type) {
+  if (IsAllowedContentType(content_type)) return absl::OkStatus();
+  return InvalidField(
+      field, absl::StrCat("not an allowed content type; one of ", kContentTypeFhirJson, ", ",
+                          kContentTypePdf, ", ", kContentTypePng, ", ", kContentTypeJpeg, ", ",
+                          kContentTypeDicom, ", ", kContentTypeText));
+}
+
+// Characters of UTF-8 text: bytes that do not continue a sequence.
+size_t CharacterCount(absl::string_view text) {
+  size_t n = 0;
+  for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+// Reads the first message's header, then feeds the data messages to `fn`.
+template <typename Request, typename Header, typename Fn>
+absl::Status ReadUpload(grpc::ServerReader<Request>& reader, Header (Request::*header)() const,
+                        Fn fn) {
+  Request first;
+  if (!reader.Read(&first) || first.part_case() != Request::kHeader) {
+    return InvalidField("header", "the first message must be the header");
+  }
+  auto next = [&](std::string* data) -> absl::StatusOr<bool> {
+    Request message;
+    if (!reader.Read(&message)) return false;
+    if (message.part_case() != Request::kData) {
+      return InvalidField("header", "only the first message may be a header");
+    }
+    *data = std::move(*message.mutable_data());
+    return true;
+  };
+  return fn((first.*header)(), next);
+}
+
+}  // namespace
+
+grpc::Status RecordService::UploadRecord(grpc::ServerContext* context,
+                                         grpc::ServerReader<v1::UploadRecordRequest>* reader,
+                                         v1::Record* response) {
+  return Serve(context, [&](const Caller& c) {
+    return ReadUpload(*reader, &v1::UploadRecordRequest::header,
+                      [&](const v1::RecordHeader& header, NextData next) {
+                        return DoUpload(c, header, next, *response);
+                      });
+  });
+}
+
+grpc::Status RecordService::AmendRecord(grpc::ServerContext* context,
+                                        grpc::ServerReader<v1::AmendRecordRequest>* reader,
+                                        v1::Record* response) {
+  return Serve(context, [&](const Caller& c) {
+    return ReadUpload(*reader, &v1::AmendRecordRequest::header,
+                      [&](const v1::AmendmentHeader& header, NextData next) {
+                        return DoAmend(c, header, next, *response);
+                      });
+  });
+}
+
+grpc::Status RecordService::ListRecords(grpc::ServerContext* context,
+                                        const v1::ListRecordsRequest* request,
+                                        v1::ListRecordsResponse* response) {
+  return Serve(context, [&](const Caller& c) { return DoList(c, *request, *response); });
+}
+
+grpc::Status RecordService::GetRecord(grpc::ServerContext* context,
+                                      const v1::GetRecordRequest* request,
+                                      grpc::ServerWriter<v1::GetRecordResponse>* writer) {
+  return Serve(context, [&](const Caller& c) { return DoGet(c, *request, *writer); });
+}
+
+absl::Status RecordService::DoUpload(const Caller& caller, const v1::RecordHeader& header,
+                                     NextData next, v1::Record& response) {
+  RETURN_IF_ERROR(CheckId("header.patient_id", header.patient_id()));
+  if (header.category() == v1::RECORD_CATEGORY_UNSPECIFIED ||
+      !v1::RecordCategory_IsValid(header.category())) {
+    return InvalidField("header.category", "a record category is required");
+  }
+  RETURN_IF_ERROR(CheckContentType("header.content_type", header.content_type()));
+  v1::Patient patient;
+  RETURN_IF_ERROR(core_.db.Read([&](sqlite3* db) -> absl::Status {
+    ASSIGN_OR_RETURN(patient, LoadPatient(db, header.patient_id()));
+    return absl::OkStatus();
+  }));
+  const absl::Time now = absl::Now();
+  v1::AuditEvent event;
+  event.set_method("/medvault.v1.RecordService/UploadRecord");
+  event.set_patient_id(header.patient_id());
+  Facts facts;
+  facts.String("patient.id", header.patient_id())
+      .String("record.category", v1::RecordCategory_Name(header.category()))
+      .Set("patient.care_organizations",
+           {patient.care_organizations().begin(), patient.care_organizations().end()});
+  ASSIGN_OR_RETURN(auto decision, core_.authorizer.Authorize(caller, "record.write",
+                                                             std::move(facts), now, event));
+  FillAuditEvent(caller, "record.write", now, decision, event);
+  StoredRecord row;
+  v1::Record& r = row.record;
+  r.set_record_id(NewObjectId("rec"));
+  r.set_patient_id(header.patient_id());
+  r.set_category(header.category());
+  r.set_content_type(header.content_type());
+  r.set_author_organization_id(caller.organization.organization_id);
+  r.set_author_practitioner_id(caller.practitioner_id);
+  *r.mutable_created_at() = ToTimestamp(now);
+  return StoreRecord(std::move(row), std::move(event), next, response);
+}
+
+absl::Status RecordService::DoAmend(const Caller& caller, const v1::AmendmentHeader& header,
+                                    NextData next, v1::Record& response) {
+  RETURN_IF_ERROR(CheckObjectId("header.record_id", "rec", header.record_id()));
+  const size_t reason_length = CharacterCount(header.reason());
+  if (reason_length < 1 || reason_length > 1000) {
+    return InvalidField("header.reason", "1 to 1000 characters");
+  }
+  RETURN_IF_ERROR(CheckContentType("header.content_type", header.content_type()));
+  if (!header.dispute_id().empty())
+    RETURN_IF_ERROR(CheckId("header.dispute_id", header.dispute_id()));
+  StoredRecord original;
+  v1::Patient patient;
+  RETURN_IF_ERROR(core_.db.Read([&](sqlite3* db) -> absl::Status {
+    ASSIGN_OR_RETURN(original, LoadRecord(db, header.record_id()));
+    ASSIGN_OR_RETURN(patient, LoadPatient(db, original.record.patient_id()));
+    if (header.dispute_id().empty()) return absl::OkStatus();
+    // The dispute must be about this patient's records.
+    SqliteStatement q(db, RegistryDb::kOwner,
+                      "SELECT 1 FROM disputes WHERE id = ? AND patient_id = ?");
+    RETURN_IF_ERROR(q.status());
+    q.BindText(1, header.dispute_id()).BindText(2, patient.patient_id());
+    ASSIGN_OR_RETURN(bool found, q.Step());
+    if (found) return absl::OkStatus();
+    return absl::NotFoundError(
+        absl::StrCat("dispute \"", header.dispute_id(), "\" not found for the record's patient"));
+  }));
+  const v1::Record& o = original.record;
+  const absl::Time now = absl::Now();
+  v1::AuditEvent event;
+  event.set_method("/medvault.v1.RecordService/AmendRecord");
+  event.set_patient_id(o.patient_id());
+  event.set_record_id(o.record_id());
+  event.set_dispute_id(header.dispute_id());
+  Facts facts;
+  facts.String("patient.id", o.patient_id())
+      .String("record.id", o.record_id())
+      .String("record.category", v1::RecordCategory_Name(o.category()))
+      .String("amendment.reason", header.reason())
+      .Set("patient.care_organizations",
+           {patient.care_organizations().begin(), patient.care_organizations().end()});
+  ASSIGN_OR_RETURN(auto decision, core_.authorizer.Authorize(caller, "record.amend",
+                                                             std::move(facts), now, event));
+  FillAuditEvent(caller, "record.amend", now, decision, event);
+  // The audit event names the amendment; the original is its subject.
+  event.set_subject_id(o.record_id());
+  StoredRecord row;
+  v1::Record& r = row.record;
+  r.set_record_id(NewObjectId("rec"));
+  r.set_patient_id(o.patient_id());
+  r.set_category(o.category());
+  r.set_content_type(header.content_type());
+  r.set_author_organization_id(caller.organization.organization_id);
+  r.set_author_practitioner_id(caller.practitioner_id);
+  r.set_amends_record_id(o.record_id());
+  r.set_amendment_reason(header.reason());
+  *r.mutable_created_at() = ToTimestamp(now);
+  row.dispute_id = header.dispute_id();
+  return StoreRecord(std::move(row), std::move(event), next, response);
+}
+
+absl::Status RecordService::StoreRecord(StoredRecord row, v1::AuditEvent event, NextData next,
+                                        v1::Record& response) {
+  v1::Record& r = row.record;
+  std::unique_ptr<CiphertextSink> sink;
+  {
+    // The plaintext key lives only until the encryptor has its key schedule.
+    ASSIGN_OR_RETURN(SecretData key, GenerateRecordKey(core_.backends, r.patient_id(),
+                                                       r.record_id(), &row.wrapped_key));
+    ASSIGN_OR_RETURN(sink, CiphertextSink::Open(core_.backends, key,
+                                                RecordAssociatedData(r.patient_id(), r.record_id(),
+                                                                     r.content_type()),
+                                                r.content_type()));
+  }
+  const uint64_t limit = core_.config.max_record_bytes();
+  std::string data;
+  while (true) {
+    ASSIGN_OR_RETURN(bool more, next(&data));
+    if (!more) break;
+    if (data.size() > kMessageBytes) return InvalidField("data", "at most 1 MiB per message");
+    if (sink->size() + data.size() > limit) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("record exceeds gateway.max_record_bytes (", limit, " bytes)"));
+    }
+    RETURN_IF_ERROR(sink->Add(data));
+  }
+  ASSIGN_OR_RETURN(std::string cid, sink->Finish());
+  r.set_size(sink->size());
+  r.set_sha256(sink->Sha256Hex());
+  r.set_fhir_resource_type(sink->fhir_resource_type());
+  r.set_cid(cid);
+  event.set_record_id(r.record_id());
+  event.set_record_cid(cid);
+  absl::Status committed =
+      CommitWithAudit(core_.db, event, [&](sqlite3* db) { return InsertRecord(db, row); });
+  if (!committed.ok()) {
+    // No row refers to the object: do not leave it pinned.
+    DiscardStoredObject(core_.backends, cid);
+    return committed;
+  }
+  response = std::move(row.record);
+  return absl::OkStatus();
+}
+
+}  // namespace medvault::gateway
