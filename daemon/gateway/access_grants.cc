@@ -115,7 +115,7 @@ absl::Status AccessService::DoDecideAccessRequest(const Caller& caller,
       return AccessDecisionMessage(stored.patient_id(), request, nonce, expiry);
     };
     ASSIGN_OR_RETURN(consent, VerifyConsent(db, caller, request.consent(), stored.patient_id(),
-                                            message, now, core_.chain_id));
+                                            message, now, core_.backends.ChainId()));
     return absl::OkStatus();
   }));
   const char* action = request.approve() ? "access_request.approve" : "access_request.deny";
@@ -159,7 +159,7 @@ absl::Status AccessService::DoGrantAccess(const Caller& caller,
       return GrantAccessMessage(request, nonce, expiry);
     };
     ASSIGN_OR_RETURN(consent, VerifyConsent(db, caller, request.consent(), request.patient_id(),
-                                            message, now, core_.chain_id));
+                                            message, now, core_.backends.ChainId()));
     return CheckGrantee(db, request.grantee_id());
   }));
   v1::Grant grant;
@@ -207,7 +207,7 @@ absl::Status AccessService::DoRevokeAccess(const Caller& caller,
       return RevokeAccessMessage(grant.patient_id(), request, nonce, expiry);
     };
     ASSIGN_OR_RETURN(consent, VerifyConsent(db, caller, request.consent(), grant.patient_id(),
-                                            message, now, core_.chain_id));
+                                            message, now, core_.backends.ChainId()));
     return absl::OkStatus();
   }));
   v1::AuditEvent event;

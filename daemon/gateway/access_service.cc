@@ -23,7 +23,7 @@ constexpr absl::Duration kMaxRequestPeriod = absl::Hours(24 * 366);
 // Runs `body`, which fills `response`, and converts its status.
 template <typename Fn>
 grpc::Status Serve(GatewayCore& core, grpc::ServerContext* context, Fn body) {
-  absl::StatusOr<Caller> caller = ResolveCaller(*context, core.db);
+  absl::StatusOr<Caller> caller = ResolveCaller(*context, core);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
   return ToGrpcStatus(body(*caller));
 }

@@ -35,4 +35,21 @@ absl::StatusOr<int64_t> AppendAuditEvent(sqlite3* db, const v1::AuditEvent& even
   return sqlite3_last_insert_rowid(db);
 }
 
+absl::StatusOr<std::vector<v1::AuditEvent>> PatientAuditEvents(sqlite3* db,
+                                                               const std::string& patient_id) {
+  SqliteStatement q(db, RegistryDb::kOwner,
+                    "SELECT event FROM audit_events WHERE patient_id = ? ORDER BY seq");
+  RETURN_IF_ERROR(q.status());
+  q.BindText(1, patient_id);
+  std::vector<v1::AuditEvent> events;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    if (!events.emplace_back().ParseFromString(q.Blob(0))) {
+      return absl::DataLossError("registry database: an audit event does not parse");
+    }
+  }
+  return events;
+}
+
 }  // namespace medvault::gateway

@@ -7,6 +7,9 @@
 
 #include <sqlite3.h>
 
+#include <string>
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "medvault/v1/audit.pb.h"
 
@@ -15,6 +18,10 @@ namespace medvault::gateway {
 // Appends `event` (deterministic serialisation) inside the current
 // transaction; returns its sequence number.
 absl::StatusOr<int64_t> AppendAuditEvent(sqlite3* db, const v1::AuditEvent& event);
+
+// The audit events about `patient_id`, oldest first.
+absl::StatusOr<std::vector<v1::AuditEvent>> PatientAuditEvents(sqlite3* db,
+                                                               const std::string& patient_id);
 
 }  // namespace medvault::gateway
 

@@ -108,4 +108,17 @@ void FillAuditEvent(const Caller& caller, absl::string_view action, absl::Time n
   for (const auto& o : decision.obligations()) event.add_obligations(o.name());
 }
 
+v1::Decision PublicDecision(const policy::v1::Decision& decision) {
+  v1::Decision out;
+  out.set_decision_id(decision.decision_id());
+  *out.mutable_rule_ids() = decision.rule_ids();
+  out.set_policy_version(decision.policy_version());
+  for (const auto& o : decision.obligations()) {
+    auto* ob = out.add_obligations();
+    ob->set_name(o.name());
+    ob->set_due(o.due());
+  }
+  return out;
+}
+
 }  // namespace medvault::gateway

@@ -63,6 +63,8 @@ class Authorizer {
 // Completes `event` with the caller, action, time and decision.
 void FillAuditEvent(const Caller& caller, absl::string_view action, absl::Time now,
                     const policy::v1::Decision& decision, v1::AuditEvent& event);
+// The decision as the public API shows it.
+v1::Decision PublicDecision(const policy::v1::Decision& decision);
 
 }  // namespace medvault::gateway
 

@@ -25,6 +25,21 @@ void Backends::SetDeadline(grpc::ClientContext& context) const {
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
 }
 
+uint64_t Backends::ChainId() {
+  if (uint64_t known = chain_id_.load()) return known;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  internal::v1::GetChainInfoResponse response;
+  grpc::Status status =
+      signer_->GetChainInfo(&context, internal::v1::GetChainInfoRequest(), &response);
+  if (!status.ok()) {
+    BackendError("signer", "GetChainInfo", status).IgnoreError();  // logged there
+    return 0;
+  }
+  chain_id_.store(response.chain_id());
+  return response.chain_id();
+}
+
 absl::Status BackendError(absl::string_view backend, absl::string_view method,
                           const grpc::Status& status) {
   log::Warn("backend.failed", {{"backend", backend},

@@ -6,6 +6,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 
 #include "absl/status/status.h"
@@ -31,6 +33,10 @@ class Backends {
 
   // Sets the per-call deadline on `context`.
   void SetDeadline(grpc::ClientContext& context) const;
+  // The anchoring chain's id (the EIP-712 domain of patients' signatures),
+  // asked of the signer on first use and kept once known; 0 while the
+  // signer cannot say (callers answer UNAVAILABLE then).
+  uint64_t ChainId();
 
  private:
   std::unique_ptr<internal::v1::Policy::Stub> policy_;
@@ -38,6 +44,7 @@ class Backends {
   std::unique_ptr<internal::v1::Storage::Stub> storage_;
   std::unique_ptr<internal::v1::Signer::Stub> signer_;
   absl::Duration timeout_;
+  std::atomic<uint64_t> chain_id_{0};
 };
 
 // A failed call to `backend` ("storage") as the public caller should see

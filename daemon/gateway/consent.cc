@@ -65,7 +65,7 @@ Caller AsPatient(const Caller& caller, const std::string& patient_id) {
   // The patient decides, not whoever relayed it: no practitioner facts.
   actor.practitioner_id.clear();
   actor.specialties.clear();
-  actor.licence_key.clear();
+  actor.licence.reset();
   return actor;
 }
 

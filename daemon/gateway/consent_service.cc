@@ -33,7 +33,7 @@ grpc::Status ConsentService::PrepareConsent(grpc::ServerContext* context,
                                             const v1::PrepareConsentRequest* request,
                                             v1::PrepareConsentResponse* response) {
   // Any authenticated caller; who it is does not change the answer.
-  absl::StatusOr<Caller> caller = ResolveCaller(*context, core_.db);
+  absl::StatusOr<Caller> caller = ResolveCaller(*context, core_);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
   return ToGrpcStatus(DoPrepareConsent(*request, *response));
 }
@@ -55,7 +55,7 @@ absl::StatusOr<std::string> ConsentService::StoredPatient(const char* sql, absl:
 
 absl::Status ConsentService::DoPrepareConsent(const v1::PrepareConsentRequest& request,
                                               v1::PrepareConsentResponse& response) {
-  if (core_.chain_id == 0) {
+  if (core_.backends.ChainId() == 0) {
     return absl::UnavailableError("the anchoring chain's id is not known yet; retry later");
   }
   RETURN_IF_ERROR(CheckExpiry(request, absl::Now()));
@@ -104,7 +104,7 @@ absl::Status ConsentService::DoPrepareConsent(const v1::PrepareConsentRequest& r
     default:
       return InvalidField("decision", "required: the decision to sign");
   }
-  const eip712::Domain domain = ConsentDomain(core_.chain_id);
+  const eip712::Domain domain = ConsentDomain(core_.backends.ChainId());
   ASSIGN_OR_RETURN(*response.mutable_typed_data_json(), eip712::ToTypedDataJson(domain, typed));
   ASSIGN_OR_RETURN(*response.mutable_digest(), eip712::Digest(domain, typed));
   return absl::OkStatus();

@@ -23,4 +23,8 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   return out;
 }
 
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
 }  // namespace medvault::gateway

@@ -41,6 +41,7 @@ inline int64_t DbTime(absl::Time t) { return absl::ToUnixMillis(t); }
 inline absl::Time FromDbTime(int64_t ms) { return absl::FromUnixMillis(ms); }
 google::protobuf::Timestamp ToTimestamp(absl::Time t);
 inline google::protobuf::Timestamp DbTimestamp(int64_t ms) { return ToTimestamp(FromDbTime(ms)); }
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t);
 
 }  // namespace medvault::gateway
 

@@ -50,7 +50,7 @@ bool IsFinal(absl::string_view state) { return state == "WITHDRAWN" || state == 
 
 template <typename Fn>
 grpc::Status Serve(GatewayCore& core, grpc::ServerContext* context, Fn body) {
-  absl::StatusOr<Caller> caller = ResolveCaller(*context, core.db);
+  absl::StatusOr<Caller> caller = ResolveCaller(*context, core);
   if (!caller.ok()) return ToGrpcStatus(caller.status());
   return ToGrpcStatus(body(*caller));
 }
@@ -93,7 +93,7 @@ Caller AsPatient(const Caller& caller, const std::string& patient_id) {
   patient.patient_id = patient_id;
   patient.practitioner_id.clear();
   patient.specialties.clear();
-  patient.licence_key.clear();
+  patient.licence.reset();
   return patient;
 }
 

@@ -43,7 +43,7 @@ class RecordService final : public v1::RecordService::Service {
   // Resolves the caller, runs `body` and converts its status.
   template <typename Fn>
   grpc::Status Serve(grpc::ServerContext* context, Fn body) {
-    absl::StatusOr<Caller> caller = ResolveCaller(*context, core_.db);
+    absl::StatusOr<Caller> caller = ResolveCaller(*context, core_);
     if (!caller.ok()) return ToGrpcStatus(caller.status());
     return ToGrpcStatus(body(*caller));
   }
