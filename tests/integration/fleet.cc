@@ -25,6 +25,7 @@
 #include <optional>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -420,6 +421,70 @@ CommandResult Fleet::RunCtlAs(const std::string& user, const std::vector<std::st
                                    config_path()};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv);
+}
+
+absl::Status Fleet::DeployContracts() {
+  CommandResult keys = RunCtl({"chain", "keys"});
+  if (keys.exit_code != 0) return absl::InternalError("medvaultctl chain keys: " + keys.output);
+  // anvil's development chain: 100 ether of gas money for each key.
+  for (absl::string_view line : absl::StrSplit(keys.output, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.size() < 2 || !absl::StartsWith(fields[1], "0x")) continue;
+    auto funded = HttpPostJson(
+        anvil_port_,
+        absl::StrCat(R"({"jsonrpc":"2.0","id":1,"method":"anvil_setBalance","params":[")",
+                     fields[1], R"(","0x56bc75e2d63100000"]})"),
+        absl::Seconds(5));
+    if (!funded.ok()) return funded.status();
+  }
+  CommandResult deployed = RunCommand({binary("medvaultctl"), "-c", config_path(), "chain",
+                                       "deploy", "--artifacts", bin_dir_ + "/../contracts"},
+                                      absl::Seconds(120));
+  if (deployed.exit_code != 0) {
+    return absl::InternalError("medvaultctl chain deploy: " + deployed.output);
+  }
+  // Its standard output is the signer block's lines; stderr's are
+  // prefixed "medvaultctl:".
+  std::string lines;
+  for (absl::string_view line : absl::StrSplit(deployed.output, '\n', absl::SkipEmpty())) {
+    if (!absl::StartsWith(line, "medvaultctl:")) absl::StrAppend(&lines, "  ", line, "\n");
+  }
+  std::optional<std::string> config = ReadWholeFile(config_path());
+  if (!config.has_value()) return absl::InternalError("cannot read " + config_path());
+  const size_t signer = config->find("\nsigner {\n");
+  if (signer == std::string::npos) return absl::InternalError("no signer block in the config");
+  config->insert(signer + std::string("\nsigner {\n").size(), lines);
+  std::ofstream(config_path(), std::ios::trunc) << *config;
+
+  absl::StatusOr<int> stopped = StopMedvaultd(kStopGrace);
+  if (!stopped.ok()) return stopped.status();
+  if (auto s = StartMedvaultd(); !s.ok()) return s;
+  const absl::Time deadline = absl::Now() + kStartTimeout;
+  if (auto s = WaitAllServing(kStartTimeout); !s.ok()) return s;
+  return WaitSupervising(deadline);
+}
+
+absl::Status Fleet::SetLicence(const std::string& licence_key, const std::string& status,
+                               absl::Time valid_until) {
+  CommandResult set = RunCtl(
+      {"chain", "set-licence", "--practitioner", licence_key, "--status", status, "--valid-until",
+       absl::StrCat(absl::ToUnixSeconds(valid_until)), "--evidence", "0x" + std::string(64, 'e')});
+  if (set.exit_code != 0)
+    return absl::InternalError("medvaultctl chain set-licence: " + set.output);
+  // `chain licence` prints "<key> <status> (was ...) ...".
+  const std::string shown = absl::StrCat(absl::AsciiStrToLower(licence_key), " ", status, " ");
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30);;) {
+    CommandResult licence = RunCtl({"chain", "licence", "--practitioner", licence_key});
+    if (licence.exit_code == 0 && absl::StartsWith(licence.output, shown)) {
+      return absl::OkStatus();
+    }
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("the signer's index never showed licence ",
+                                                      licence_key, " as ", status,
+                                                      "; last answer: ", licence.output));
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
 }
 
 absl::StatusOr<std::string> Fleet::MakeEnvironmentWithAnotherCa() const {

@@ -94,6 +94,17 @@ class Fleet : public ::testing::Test {
   CommandResult RunCtl(const std::vector<std::string>& args) const;
   // The same, as `user` (its uid, gid and supplementary groups) via setpriv.
   CommandResult RunCtlAs(const std::string& user, const std::vector<std::string>& args) const;
+  // What scripts/run does on a new chain: funds the keyvault's chain keys on
+  // anvil, deploys AuditAnchor, LicenceRegistry and PolicyRegistry
+  // (`medvaultctl chain deploy`), writes their addresses into the signer's
+  // configuration and restarts medvaultd with it. Afterwards the signer
+  // indexes licences, so the gateway's policy sees them.
+  absl::Status DeployContracts();
+  // `medvaultctl chain set-licence` as the development regulator, for the
+  // licence key (0x + 64 hex), then waits until the signer's index shows
+  // that status ("active", "suspended", "revoked", "expired").
+  absl::Status SetLicence(const std::string& licence_key, const std::string& status,
+                          absl::Time valid_until = absl::Now() + absl::Hours(24 * 365));
   // Runs scripts/dev-env again into a new directory below dir(): a complete
   // environment with a CA of its own. Nothing is started there. Returns the
   // environment's directory.
