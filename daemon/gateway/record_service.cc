@@ -30,12 +30,16 @@ constexpr absl::Duration kTransferTimeout = absl::Minutes(10);
 // succeeds.
 class CiphertextSink {
  public:
-  static absl::StatusOr<std::unique_ptr<CiphertextSink>> Open(Backends& backends,
+  // The Put is a child call of `upload`: it inherits the client's deadline
+  // and cancellation.
+  static absl::StatusOr<std::unique_ptr<CiphertextSink>> Open(grpc::ServerContext& upload,
+                                                              Backends& backends,
                                                               const SecretData& key,
                                                               std::string associated_data,
                                                               std::string content_type) {
     ASSIGN_OR_RETURN(auto encryptor, RecordEncryptor::Create(key, std::move(associated_data)));
-    std::unique_ptr<CiphertextSink> sink(new CiphertextSink(std::move(encryptor)));
+    std::unique_ptr<CiphertextSink> sink(
+        new CiphertextSink(std::move(encryptor), grpc::ClientContext::FromServerContext(upload)));
     sink->content_type_ = std::move(content_type);
     // FHIR JSON and text are checked whole; binary types by their signature.
     sink->keep_whole_ =
@@ -43,8 +47,8 @@ class CiphertextSink {
     if (sink->sha_ == nullptr || EVP_DigestInit_ex(sink->sha_.get(), EVP_sha256(), nullptr) != 1) {
       return absl::InternalError("record: SHA-256 unavailable");
     }
-    sink->context_.set_deadline(absl::ToChronoTime(absl::Now() + kTransferTimeout));
-    sink->writer_ = backends.storage().Put(&sink->context_, &sink->put_response_);
+    sink->context_->set_deadline(absl::ToChronoTime(absl::Now() + kTransferTimeout));
+    sink->writer_ = backends.storage().Put(sink->context_.get(), &sink->put_response_);
     return sink;
   }
   ~CiphertextSink() { Abort(); }
@@ -87,8 +91,11 @@ class CiphertextSink {
   }
 
  private:
-  explicit CiphertextSink(std::unique_ptr<RecordEncryptor> encryptor)
-      : encryptor_(std::move(encryptor)), sha_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {}
+  CiphertextSink(std::unique_ptr<RecordEncryptor> encryptor,
+                 std::unique_ptr<grpc::ClientContext> context)
+      : encryptor_(std::move(encryptor)),
+        sha_(EVP_MD_CTX_new(), EVP_MD_CTX_free),
+        context_(std::move(context)) {}
 
   // Sends whole 1 MiB messages, and with `all` the rest too.
   absl::Status Send(bool all) {
@@ -109,7 +116,7 @@ class CiphertextSink {
   void Abort() {
     if (finished_ || writer_ == nullptr) return;
     finished_ = true;
-    context_.TryCancel();
+    context_->TryCancel();
     writer_->Finish();
   }
 
@@ -121,7 +128,7 @@ class CiphertextSink {
   std::string pending_;  // ciphertext not sent yet
   uint64_t size_ = 0;
   std::string fhir_resource_type_;
-  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientContext> context_;
   internal::v1::PutResponse put_response_;
   std::unique_ptr<grpc::ClientWriter<internal::v1::PutRequest>> writer_;
   bool finished_ = false;
@@ -144,15 +151,19 @@ size_t CharacterCount(absl::string_view text) {
 
 // Reads the first message's header, then feeds the data messages to `fn`.
 template <typename Request, typename Header, typename Fn>
-absl::Status ReadUpload(grpc::ServerReader<Request>& reader, Header (Request::*header)() const,
-                        Fn fn) {
+absl::Status ReadUpload(grpc::ServerContext& context, grpc::ServerReader<Request>& reader,
+                        Header (Request::*header)() const, Fn fn) {
   Request first;
   if (!reader.Read(&first) || first.part_case() != Request::kHeader) {
     return InvalidField("header", "the first message must be the header");
   }
   auto next = [&](std::string* data) -> absl::StatusOr<bool> {
     Request message;
-    if (!reader.Read(&message)) return false;
+    if (!reader.Read(&message)) {
+      // A stream cut short by the client is not a complete record.
+      if (context.IsCancelled()) return absl::CancelledError("the client cancelled the upload");
+      return false;
+    }
     if (message.part_case() != Request::kData) {
       return InvalidField("header", "only the first message may be a header");
     }
@@ -168,9 +179,9 @@ grpc::Status RecordService::UploadRecord(grpc::ServerContext* context,
                                          grpc::ServerReader<v1::UploadRecordRequest>* reader,
                                          v1::Record* response) {
   return Serve(context, [&](const Caller& c) {
-    return ReadUpload(*reader, &v1::UploadRecordRequest::header,
+    return ReadUpload(*context, *reader, &v1::UploadRecordRequest::header,
                       [&](const v1::RecordHeader& header, NextData next) {
-                        return DoUpload(c, header, next, *response);
+                        return DoUpload(*context, c, header, next, *response);
                       });
   });
 }
@@ -179,9 +190,9 @@ grpc::Status RecordService::AmendRecord(grpc::ServerContext* context,
                                         grpc::ServerReader<v1::AmendRecordRequest>* reader,
                                         v1::Record* response) {
   return Serve(context, [&](const Caller& c) {
-    return ReadUpload(*reader, &v1::AmendRecordRequest::header,
+    return ReadUpload(*context, *reader, &v1::AmendRecordRequest::header,
                       [&](const v1::AmendmentHeader& header, NextData next) {
-                        return DoAmend(c, header, next, *response);
+                        return DoAmend(*context, c, header, next, *response);
                       });
   });
 }
@@ -198,8 +209,9 @@ grpc::Status RecordService::GetRecord(grpc::ServerContext* context,
   return Serve(context, [&](const Caller& c) { return DoGet(c, *request, *writer); });
 }
 
-absl::Status RecordService::DoUpload(const Caller& caller, const v1::RecordHeader& header,
-                                     NextData next, v1::Record& response) {
+absl::Status RecordService::DoUpload(grpc::ServerContext& context, const Caller& caller,
+                                     const v1::RecordHeader& header, NextData next,
+                                     v1::Record& response) {
   RETURN_IF_ERROR(CheckId("header.patient_id", header.patient_id()));
   if (header.category() == v1::RECORD_CATEGORY_UNSPECIFIED ||
       !v1::RecordCategory_IsValid(header.category())) {
@@ -232,11 +244,12 @@ absl::Status RecordService::DoUpload(const Caller& caller, const v1::RecordHeade
   r.set_author_organization_id(caller.organization.organization_id);
   r.set_author_practitioner_id(caller.practitioner_id);
   *r.mutable_created_at() = ToTimestamp(now);
-  return StoreRecord(std::move(row), std::move(event), next, response);
+  return StoreRecord(context, std::move(row), std::move(event), next, response);
 }
 
-absl::Status RecordService::DoAmend(const Caller& caller, const v1::AmendmentHeader& header,
-                                    NextData next, v1::Record& response) {
+absl::Status RecordService::DoAmend(grpc::ServerContext& context, const Caller& caller,
+                                    const v1::AmendmentHeader& header, NextData next,
+                                    v1::Record& response) {
   RETURN_IF_ERROR(CheckObjectId("header.record_id", "rec", header.record_id()));
   const size_t reason_length = CharacterCount(header.reason());
   if (reason_length < 1 || reason_length > 1000) {
@@ -292,18 +305,22 @@ absl::Status RecordService::DoAmend(const Caller& caller, const v1::AmendmentHea
   r.set_amendment_reason(header.reason());
   *r.mutable_created_at() = ToTimestamp(now);
   row.dispute_id = header.dispute_id();
-  return StoreRecord(std::move(row), std::move(event), next, response);
+  return StoreRecord(context, std::move(row), std::move(event), next, response);
 }
 
-absl::Status RecordService::StoreRecord(StoredRecord row, v1::AuditEvent event, NextData next,
-                                        v1::Record& response) {
+absl::Status RecordService::StoreRecord(grpc::ServerContext& context, StoredRecord row,
+                                        v1::AuditEvent event, NextData next, v1::Record& response) {
   v1::Record& r = row.record;
+  // The Put below may run as long as the client keeps sending, so it has no
+  // short deadline of its own: a storage process that does not answer
+  // within backend_timeout_ms is found down here, before anything is sent.
+  RETURN_IF_ERROR(ProbeStorage(core_.backends));
   std::unique_ptr<CiphertextSink> sink;
   {
     // The plaintext key lives only until the encryptor has its key schedule.
     ASSIGN_OR_RETURN(SecretData key, GenerateRecordKey(core_.backends, r.patient_id(),
                                                        r.record_id(), &row.wrapped_key));
-    ASSIGN_OR_RETURN(sink, CiphertextSink::Open(core_.backends, key,
+    ASSIGN_OR_RETURN(sink, CiphertextSink::Open(context, core_.backends, key,
                                                 RecordAssociatedData(r.patient_id(), r.record_id(),
                                                                      r.content_type()),
                                                 r.content_type()));
@@ -327,8 +344,12 @@ absl::Status RecordService::StoreRecord(StoredRecord row, v1::AuditEvent event, 
   r.set_cid(cid);
   event.set_record_id(r.record_id());
   event.set_record_cid(cid);
+  // A client that gave up while storage finished must not find a record it
+  // was told failed.
   absl::Status committed =
-      CommitWithAudit(core_.db, event, [&](sqlite3* db) { return InsertRecord(db, row); });
+      context.IsCancelled()
+          ? absl::CancelledError("the client cancelled the upload before it was recorded")
+          : CommitWithAudit(core_.db, event, [&](sqlite3* db) { return InsertRecord(db, row); });
   if (!committed.ok()) {
     // No row refers to the object: do not leave it pinned.
     DiscardStoredObject(core_.backends, cid);

@@ -37,7 +37,8 @@ class RecordService final : public v1::RecordService::Service {
 
  private:
   // Sets *data to the next data message's bytes; false at the end of the
-  // stream. INVALID_ARGUMENT for a header after the first message.
+  // stream. INVALID_ARGUMENT for a header after the first message,
+  // CANCELLED when the client went away (the stream did not end cleanly).
   using NextData = absl::FunctionRef<absl::StatusOr<bool>(std::string* data)>;
 
   // Resolves the caller, runs `body` and converts its status.
@@ -48,16 +49,17 @@ class RecordService final : public v1::RecordService::Service {
     return ToGrpcStatus(body(*caller));
   }
 
-  absl::Status DoUpload(const Caller& caller, const v1::RecordHeader& header, NextData next,
-                        v1::Record& response);
-  absl::Status DoAmend(const Caller& caller, const v1::AmendmentHeader& header, NextData next,
-                       v1::Record& response);
+  absl::Status DoUpload(grpc::ServerContext& context, const Caller& caller,
+                        const v1::RecordHeader& header, NextData next, v1::Record& response);
+  absl::Status DoAmend(grpc::ServerContext& context, const Caller& caller,
+                       const v1::AmendmentHeader& header, NextData next, v1::Record& response);
   // The shared write path: `row` holds the metadata the header and policy
   // settled (ids, category, content type, authors, amendment fields);
   // encrypts and stores the content `next` yields, then commits the row
-  // with `event`.
-  absl::Status StoreRecord(StoredRecord row, v1::AuditEvent event, NextData next,
-                           v1::Record& response);
+  // with `event`. The storage call is a child of `context`: a client that
+  // cancels or passes its deadline cancels it, and nothing is committed.
+  absl::Status StoreRecord(grpc::ServerContext& context, StoredRecord row, v1::AuditEvent event,
+                           NextData next, v1::Record& response);
 
   // In record_read.cc.
   absl::Status DoList(const Caller& caller, const v1::ListRecordsRequest& request,

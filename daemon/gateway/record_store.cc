@@ -191,4 +191,14 @@ void DiscardStoredObject(Backends& backends, const std::string& cid) {
   log::Info("record.discarded", {{"cid", cid}});
 }
 
+absl::Status ProbeStorage(Backends& backends) {
+  grpc::ClientContext context;
+  backends.SetDeadline(context);
+  internal::v1::GetStoreInfoResponse response;
+  grpc::Status status =
+      backends.storage().GetStoreInfo(&context, internal::v1::GetStoreInfoRequest(), &response);
+  if (!status.ok()) return BackendError("storage", "GetStoreInfo", status);
+  return absl::OkStatus();
+}
+
 }  // namespace medvault::gateway

@@ -56,6 +56,10 @@ absl::StatusOr<SecretData> UnwrapRecordKey(Backends& backends, const std::string
 // for an object no record refers to.
 void DiscardStoredObject(Backends& backends, const std::string& cid);
 
+// Storage GetStoreInfo under the backend deadline: UNAVAILABLE when the
+// storage process is down or does not answer in time.
+absl::Status ProbeStorage(Backends& backends);
+
 }  // namespace medvault::gateway
 
 #endif  // MEDVAULT_DAEMON_GATEWAY_RECORD_STORE_H_

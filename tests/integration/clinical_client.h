@@ -32,8 +32,10 @@ inline constexpr char kOtherKey[] =
 
 // Who is calling: the certificate (pki/<cert>.pem) and who acts through it.
 struct As {
+  explicit As(std::string cert_name, Acting who = Acting::kOrganization, std::string who_id = "")
+      : cert(std::move(cert_name)), acting(who), id(std::move(who_id)) {}
   std::string cert;
-  Acting acting = Acting::kOrganization;
+  Acting acting;
   std::string id;
 };
 
