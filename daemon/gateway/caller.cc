@@ -85,9 +85,11 @@ absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContext& context, Gateway
   }
   std::string licence_key;
   RETURN_IF_ERROR(core.db.Read([&](sqlite3* sql) -> absl::Status {
+    // Registered as what its certificate says it is: an insurer's id on a
+    // hospital certificate is not a registered hospital.
     ASSIGN_OR_RETURN(caller.organization_registered,
-                     RowExists(sql, "SELECT 1 FROM organizations WHERE id = ?",
-                               caller.organization.organization_id));
+                     RowExists(sql, "SELECT 1 FROM organizations WHERE id = ? AND role = ?",
+                               caller.organization.organization_id, caller.organization.role));
     if (caller.is_practitioner()) {
       ASSIGN_OR_RETURN(licence_key,
                        LoadPractitioner(sql, caller.organization.organization_id, caller));

@@ -168,4 +168,12 @@ absl::StatusOr<bool> RowExists(sqlite3* db, const char* sql, absl::string_view k
   return q.Step();
 }
 
+absl::StatusOr<bool> RowExists(sqlite3* db, const char* sql, absl::string_view key,
+                               absl::string_view second) {
+  SqliteStatement q(db, RegistryDb::kOwner, sql);
+  RETURN_IF_ERROR(q.status());
+  q.BindText(1, key).BindText(2, second);
+  return q.Step();
+}
+
 }  // namespace medvault::gateway

@@ -53,6 +53,9 @@ class RegistryDb {
 
 // Whether `sql` (a SELECT with one parameter) finds a row for `key`.
 absl::StatusOr<bool> RowExists(sqlite3* db, const char* sql, absl::string_view key);
+// The same with two parameters.
+absl::StatusOr<bool> RowExists(sqlite3* db, const char* sql, absl::string_view key,
+                               absl::string_view second);
 
 }  // namespace medvault::gateway
 

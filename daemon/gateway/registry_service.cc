@@ -89,6 +89,12 @@ grpc::Status RegistryService::RegisterHospital(grpc::ServerContext* context,
   return Serve(core_, context,
                [&](const Caller& c) { return DoRegisterHospital(c, *request, *response); });
 }
+grpc::Status RegistryService::RegisterOrganization(grpc::ServerContext* context,
+                                                   const v1::RegisterOrganizationRequest* request,
+                                                   v1::Organization* response) {
+  return Serve(core_, context,
+               [&](const Caller& c) { return DoRegisterOrganization(c, *request, *response); });
+}
 grpc::Status RegistryService::RegisterPractitioner(grpc::ServerContext* context,
                                                    const v1::RegisterPractitionerRequest* request,
                                                    v1::Practitioner* response) {
@@ -108,35 +114,70 @@ grpc::Status RegistryService::GetPractitioner(grpc::ServerContext* context,
                [&](const Caller& c) { return DoGetPractitioner(c, *request, *response); });
 }
 
-absl::Status RegistryService::DoRegisterHospital(const Caller& caller,
-                                                 const v1::RegisterHospitalRequest& request,
-                                                 v1::Hospital& response) {
-  RETURN_IF_ERROR(CheckId("organization_id", request.organization_id()));
-  if (request.display_name().empty() || request.display_name().size() > 200) {
+absl::StatusOr<absl::Time> RegistryService::InsertOrganization(
+    const Caller& caller, absl::string_view method, absl::string_view action, const std::string& id,
+    const std::string& display_name, absl::string_view role) {
+  RETURN_IF_ERROR(CheckId("organization_id", id));
+  if (display_name.empty() || display_name.size() > 200) {
     return InvalidField("display_name", "1 to 200 characters");
   }
   const absl::Time now = absl::Now();
   v1::AuditEvent event;
-  event.set_method("/medvault.v1.RegistryService/RegisterHospital");
-  event.set_subject_id(request.organization_id());
-  ASSIGN_OR_RETURN(auto decision, core_.authorizer.Authorize(caller, "registry.register_hospital",
-                                                             Facts(), now, event));
-  FillAuditEvent(caller, "registry.register_hospital", now, decision, event);
+  event.set_method(std::string(method));
+  event.set_subject_id(id);
+  ASSIGN_OR_RETURN(auto decision,
+                   core_.authorizer.Authorize(caller, std::string(action), Facts(), now, event));
+  FillAuditEvent(caller, std::string(action), now, decision, event);
   RETURN_IF_ERROR(CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
-    ASSIGN_OR_RETURN(bool exists, RowExists(db, "SELECT 1 FROM organizations WHERE id = ?",
-                                            request.organization_id()));
-    if (exists) return AlreadyExists(absl::StrCat("hospital \"", request.organization_id(), "\""));
+    ASSIGN_OR_RETURN(bool exists, RowExists(db, "SELECT 1 FROM organizations WHERE id = ?", id));
+    if (exists) return AlreadyExists(absl::StrCat("organisation \"", id, "\""));
     SqliteStatement q(db, RegistryDb::kOwner,
                       "INSERT INTO organizations (id, role, display_name, registered_at) "
-                      "VALUES (?, 'hospital', ?, ?)");
+                      "VALUES (?, ?, ?, ?)");
     RETURN_IF_ERROR(q.status());
-    q.BindText(1, request.organization_id()).BindText(2, request.display_name());
-    q.Bind(3, DbTime(now));
+    q.BindText(1, id).BindText(2, std::string(role)).BindText(3, display_name);
+    q.Bind(4, DbTime(now));
     return q.Step().status();
   }));
+  return now;
+}
+
+absl::Status RegistryService::DoRegisterHospital(const Caller& caller,
+                                                 const v1::RegisterHospitalRequest& request,
+                                                 v1::Hospital& response) {
+  ASSIGN_OR_RETURN(absl::Time registered,
+                   InsertOrganization(caller, "/medvault.v1.RegistryService/RegisterHospital",
+                                      "registry.register_hospital", request.organization_id(),
+                                      request.display_name(), "hospital"));
   response.set_organization_id(request.organization_id());
   response.set_display_name(request.display_name());
-  *response.mutable_registered_at() = ToTimestamp(now);
+  *response.mutable_registered_at() = ToTimestamp(registered);
+  return absl::OkStatus();
+}
+
+absl::Status RegistryService::DoRegisterOrganization(const Caller& caller,
+                                                     const v1::RegisterOrganizationRequest& request,
+                                                     v1::Organization& response) {
+  // The role names of the client certificates' OU (client_identity.h).
+  absl::string_view role;
+  switch (request.role()) {
+    case v1::ORGANIZATION_ROLE_INSURER:
+      role = "insurer";
+      break;
+    case v1::ORGANIZATION_ROLE_RESEARCH:
+      role = "research";
+      break;
+    default:
+      return InvalidField("role", "ORGANIZATION_ROLE_INSURER or ORGANIZATION_ROLE_RESEARCH");
+  }
+  ASSIGN_OR_RETURN(absl::Time registered,
+                   InsertOrganization(caller, "/medvault.v1.RegistryService/RegisterOrganization",
+                                      "registry.register_organization", request.organization_id(),
+                                      request.display_name(), role));
+  response.set_organization_id(request.organization_id());
+  response.set_display_name(request.display_name());
+  response.set_role(request.role());
+  *response.mutable_registered_at() = ToTimestamp(registered);
   return absl::OkStatus();
 }
 

@@ -1,4 +1,5 @@
-// medvault.v1.RegistryService: hospitals, practitioners, patients.
+// medvault.v1.RegistryService: hospitals, insurers and research institutes,
+// practitioners, patients.
 #ifndef MEDVAULT_DAEMON_GATEWAY_REGISTRY_SERVICE_H_
 #define MEDVAULT_DAEMON_GATEWAY_REGISTRY_SERVICE_H_
 
@@ -14,6 +15,9 @@ class RegistryService final : public v1::RegistryService::Service {
   grpc::Status RegisterHospital(grpc::ServerContext* context,
                                 const v1::RegisterHospitalRequest* request,
                                 v1::Hospital* response) override;
+  grpc::Status RegisterOrganization(grpc::ServerContext* context,
+                                    const v1::RegisterOrganizationRequest* request,
+                                    v1::Organization* response) override;
   grpc::Status RegisterPractitioner(grpc::ServerContext* context,
                                     const v1::RegisterPractitionerRequest* request,
                                     v1::Practitioner* response) override;
@@ -27,6 +31,15 @@ class RegistryService final : public v1::RegistryService::Service {
  private:
   absl::Status DoRegisterHospital(const Caller& caller, const v1::RegisterHospitalRequest& request,
                                   v1::Hospital& response);
+  absl::Status DoRegisterOrganization(const Caller& caller,
+                                      const v1::RegisterOrganizationRequest& request,
+                                      v1::Organization& response);
+  // The regulator's registration of any organisation: checks, asks policy
+  // for `action`, inserts the row with its audit event; returns the time.
+  absl::StatusOr<absl::Time> InsertOrganization(const Caller& caller, absl::string_view method,
+                                                absl::string_view action, const std::string& id,
+                                                const std::string& display_name,
+                                                absl::string_view role);
   absl::Status DoRegisterPractitioner(const Caller& caller,
                                       const v1::RegisterPractitionerRequest& request,
                                       v1::Practitioner& response);

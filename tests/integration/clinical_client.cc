@@ -147,7 +147,9 @@ grpc::Status ClinicalTest::Read(const As& as, const std::string& record_id,
     }
   }
   grpc::Status status = reader->Finish();
-  if (status.ok()) EXPECT_TRUE(header_seen) << "no header before the data";
+  if (status.ok()) {
+    EXPECT_TRUE(header_seen) << "no header before the data";
+  }
   return status;
 }
 

@@ -263,5 +263,90 @@ TEST_F(ClinicalWalkTest, FromLicencesToSuspension) {
   EXPECT_TRUE(s.ok()) << Describe(s);
 }
 
+// An insurer reads only what the patient consented to, for the named claim:
+// the consented category, not another one, and not for another claim.
+TEST_F(ClinicalWalkTest, InsurerReadsOnlyWhatTheClaimCovers) {
+  ASSERT_NO_FATAL_FAILURE(Issue("insurer", "acme-insurance", "insurer"));
+  const As insurer{"insurer"};
+  const As a{"client"};
+  const As patient{"client", Acting::kPatient, "patient-7"};
+  ASSERT_NO_FATAL_FAILURE(RegisterHospital(kClientName));
+  ASSERT_NO_FATAL_FAILURE(RegisterPatient("client", "patient-7"));
+  v1::RecordHeader header;
+  header.set_patient_id("patient-7");
+  header.set_content_type("application/fhir+json");
+  header.set_category(v1::LAB_RESULT);
+  v1::Record lab, mental;
+  grpc::Status s = Upload(a, header, kFhirObservation, &lab);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  header.set_category(v1::MENTAL_HEALTH);
+  s = Upload(a, header, kFhirCorrected, &mental);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+
+  // A grant names only registered organisations: the regulator registers
+  // the insurer.
+  v1::RegisterOrganizationRequest register_insurer;
+  register_insurer.set_organization_id("acme-insurance");
+  register_insurer.set_display_name("Acme Health Insurance");
+  register_insurer.set_role(v1::ORGANIZATION_ROLE_INSURER);
+  v1::Organization registered;
+  const As regulator{"regulator"};
+  s = Registry(regulator)->RegisterOrganization(Context(regulator).get(), register_insurer,
+                                                &registered);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  // The insurer's id is not a hospital: it registers no patient.
+  v1::RegisterPatientRequest as_hospital;
+  as_hospital.set_patient_id("patient-8");
+  as_hospital.set_address(kPatientAddress);
+  v1::Patient not_registered;
+  s = Registry(insurer)->RegisterPatient(Context(insurer).get(), as_hospital, &not_registered);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << Describe(s);
+
+  // Before any consent the insurer reads nothing.
+  v1::ReadBasis claim;
+  claim.set_purpose(v1::CLAIM);
+  claim.set_claim_id("claim-42");
+  std::string read;
+  s = Read(insurer, lab.record_id(), claim, &read);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << Describe(s);
+
+  // The patient consents: lab results, for claim-42, to acme-insurance.
+  v1::PrepareConsentRequest prepare;
+  v1::GrantAccessRequest* grant = prepare.mutable_grant_access();
+  grant->set_patient_id("patient-7");
+  grant->set_grantee_id("acme-insurance");
+  grant->mutable_scope()->set_scope(v1::CATEGORIES);
+  grant->mutable_scope()->add_categories(v1::LAB_RESULT);
+  grant->add_purposes(v1::CLAIM);
+  grant->set_claim_id("claim-42");
+  *grant->mutable_not_after() = In(absl::Hours(24 * 30));
+  absl::StatusOr<v1::PatientConsent> consent = Sign(patient, prepare);
+  MEDVAULT_ASSERT_OK(consent);
+  v1::GrantAccessRequest request = prepare.grant_access();
+  *request.mutable_consent() = *consent;
+  v1::Grant granted;
+  s = Access(patient)->GrantAccess(Context(patient).get(), request, &granted);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+
+  s = Read(insurer, lab.record_id(), claim, &read);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_EQ(read, kFhirObservation);
+  s = Read(insurer, mental.record_id(), claim, &read);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << Describe(s);
+  v1::ReadBasis other_claim = claim;
+  other_claim.set_claim_id("claim-43");
+  s = Read(insurer, lab.record_id(), other_claim, &read);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << Describe(s);
+  // ListRecords shows the insurer the consented record only.
+  v1::ListRecordsRequest list;
+  list.set_patient_id("patient-7");
+  *list.mutable_basis() = claim;
+  v1::ListRecordsResponse listed;
+  s = Records(insurer)->ListRecords(Context(insurer).get(), list, &listed);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  ASSERT_EQ(listed.records_size(), 1);
+  EXPECT_EQ(listed.records(0).record_id(), lab.record_id());
+}
+
 }  // namespace
 }  // namespace medvault::integration
