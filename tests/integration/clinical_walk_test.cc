@@ -35,7 +35,7 @@ constexpr char kFhirCorrected[] = R"({
 // bytes that must come back unchanged, including every byte value.
 std::string Pdf() {
   std::string pdf = "%PDF-1.7\n%\xe2\xe3\xcf\xd3\n";
-  for (int i = 0; i < 300000; ++i) pdf.push_back(static_cast<char>((i * 7919) >> 3));
+  for (uint32_t i = 0; i < 300000; ++i) pdf.push_back(static_cast<char>((i * 7919u) >> 3));
   return pdf + "\n%%EOF\n";
 }
 
