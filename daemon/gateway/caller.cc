@@ -94,6 +94,17 @@ absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContext& context, Gateway
       ASSIGN_OR_RETURN(licence_key,
                        LoadPractitioner(sql, caller.organization.organization_id, caller));
     }
+    if (caller.is_patient()) {
+      // A hospital speaks for its own patients only. One answer for
+      // "unknown" and "cared for elsewhere", as for practitioners.
+      ASSIGN_OR_RETURN(bool cared_for,
+                       PatientInCare(sql, caller.patient_id, caller.organization.organization_id));
+      if (!cared_for) {
+        return absl::UnauthenticatedError(absl::StrCat("patient \"", caller.patient_id,
+                                                       "\" is not under the care of ",
+                                                       caller.organization.organization_id));
+      }
+    }
     return absl::OkStatus();
   }));
   if (caller.is_practitioner()) {

@@ -119,7 +119,17 @@ absl::Status VerifyAttestation(sqlite3* db, const Caller& caller,
     return absl::PermissionDeniedError(
         "a hospital attestation is accepted only from the patient's hospital connection");
   }
-  return PatientAddress(db, patient_id).status();  // NOT_FOUND for an unknown patient
+  RETURN_IF_ERROR(PatientAddress(db, patient_id).status());  // NOT_FOUND for an unknown patient
+  // Only a hospital caring for the patient can have witnessed the decision.
+  ASSIGN_OR_RETURN(bool cared_for,
+                   PatientInCare(db, patient_id, caller.organization.organization_id));
+  if (!cared_for) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("a hospital attestation is accepted only from a hospital caring for the "
+                     "patient; ",
+                     caller.organization.organization_id, " is not"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "daemon/common/sqlite.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/gateway/content_check.h"
+#include "daemon/gateway/dispute_store.h"
 #include "daemon/gateway/ids.h"
 #include "daemon/gateway/record_cipher.h"
 #include "daemon/gateway/registry_service.h"
@@ -256,23 +257,32 @@ absl::Status RecordService::DoAmend(grpc::ServerContext& context, const Caller& 
     return InvalidField("header.reason", "1 to 1000 characters");
   }
   RETURN_IF_ERROR(CheckContentType("header.content_type", header.content_type()));
-  if (!header.dispute_id().empty())
-    RETURN_IF_ERROR(CheckId("header.dispute_id", header.dispute_id()));
+  if (!header.dispute_id().empty()) {
+    RETURN_IF_ERROR(CheckObjectId("header.dispute_id", "dsp", header.dispute_id()));
+  }
   StoredRecord original;
   v1::Patient patient;
   RETURN_IF_ERROR(core_.db.Read([&](sqlite3* db) -> absl::Status {
     ASSIGN_OR_RETURN(original, LoadRecord(db, header.record_id()));
     ASSIGN_OR_RETURN(patient, LoadPatient(db, original.record.patient_id()));
     if (header.dispute_id().empty()) return absl::OkStatus();
-    // The dispute must be about this patient's records.
-    SqliteStatement q(db, RegistryDb::kOwner,
-                      "SELECT 1 FROM disputes WHERE id = ? AND patient_id = ?");
-    RETURN_IF_ERROR(q.status());
-    q.BindText(1, header.dispute_id()).BindText(2, patient.patient_id());
-    ASSIGN_OR_RETURN(bool found, q.Step());
-    if (found) return absl::OkStatus();
-    return absl::NotFoundError(
-        absl::StrCat("dispute \"", header.dispute_id(), "\" not found for the record's patient"));
+    // An amendment answers an upheld dispute about this very record.
+    absl::StatusOr<v1::Dispute> dispute = LoadDispute(db, header.dispute_id(), false);
+    if (!dispute.ok() && !absl::IsNotFound(dispute.status())) return dispute.status();
+    if (!dispute.ok() || dispute->patient_id() != patient.patient_id()) {
+      return absl::NotFoundError(
+          absl::StrCat("dispute \"", header.dispute_id(), "\" not found for the record's patient"));
+    }
+    if (dispute->record_id() != original.record.record_id()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "dispute \"", header.dispute_id(), "\" is about record ", dispute->record_id()));
+    }
+    if (dispute->state() != "UPHELD") {
+      return absl::FailedPreconditionError(
+          absl::StrCat("dispute \"", header.dispute_id(), "\" is ", dispute->state(),
+                       "; an amendment answers an UPHELD dispute"));
+    }
+    return absl::OkStatus();
   }));
   const v1::Record& o = original.record;
   const absl::Time now = absl::Now();

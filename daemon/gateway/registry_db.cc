@@ -176,4 +176,10 @@ absl::StatusOr<bool> RowExists(sqlite3* db, const char* sql, absl::string_view k
   return q.Step();
 }
 
+absl::StatusOr<bool> PatientInCare(sqlite3* db, absl::string_view patient_id,
+                                   absl::string_view organization_id) {
+  return RowExists(db, "SELECT 1 FROM patient_care WHERE patient_id = ? AND organization_id = ?",
+                   patient_id, organization_id);
+}
+
 }  // namespace medvault::gateway

@@ -56,6 +56,9 @@ absl::StatusOr<bool> RowExists(sqlite3* db, const char* sql, absl::string_view k
 // The same with two parameters.
 absl::StatusOr<bool> RowExists(sqlite3* db, const char* sql, absl::string_view key,
                                absl::string_view second);
+// Whether `organization_id` cares for the patient (patient_care).
+absl::StatusOr<bool> PatientInCare(sqlite3* db, absl::string_view patient_id,
+                                   absl::string_view organization_id);
 
 }  // namespace medvault::gateway
 

@@ -168,6 +168,32 @@ TEST_F(ClinicalErrorsTest, ForgedAndReplayedConsentsChangeNothing) {
   s = Read(dr_bell_, record_.record_id(), treatment, &read);
   ASSERT_TRUE(s.ok()) << Describe(s);
   EXPECT_EQ(read, kFhir);
+
+  // Hospital B does not care for the patient: it cannot attest the
+  // patient's revocation, nor act as the patient. The grant stays.
+  v1::RevokeAccessRequest revoke;
+  revoke.set_grant_id(granted.grant_id());
+  revoke.mutable_consent()->mutable_attestation()->set_statement("patient phoned us");
+  const As b{"city"};
+  v1::Grant revoked;
+  s = Access(b)->RevokeAccess(Context(b).get(), revoke, &revoked);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << Describe(s);
+  EXPECT_THAT(s.error_message(), HasSubstr("caring for the patient"));
+  const As patient_through_b{"city", Acting::kPatient, "patient-7"};
+  s = Access(patient_through_b)->RevokeAccess(Context(patient_through_b).get(), revoke, &revoked);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << Describe(s);
+  s = Read(patient_through_b, record_.record_id(), v1::ReadBasis(), &read);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << Describe(s);
+  EXPECT_THAT(s.error_message(), HasSubstr("not under the care of city-general"));
+  grants = Grants();
+  ASSERT_EQ(grants.size(), 1u);
+  EXPECT_EQ(grants[0].status(), v1::Grant::ACTIVE);
+  // Hospital A, which cares for the patient, can.
+  revoke.mutable_consent()->mutable_attestation()->set_statement(
+      "in person at the records desk, photo id checked");
+  s = Access(a_)->RevokeAccess(Context(a_).get(), revoke, &revoked);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_EQ(revoked.status(), v1::Grant::REVOKED);
 }
 
 // Who the caller is: a doctor of hospital A through hospital B's
@@ -285,6 +311,22 @@ TEST_F(ClinicalErrorsTest, InputStateAndSizeErrorsChangeNothing) {
   ASSERT_TRUE(s.ok()) << Describe(s);
   EXPECT_EQ(after.state(), "FILED");
   EXPECT_EQ(after.events_size(), 1);
+  // An amendment answers an upheld dispute only, named by a dispute id.
+  v1::AmendmentHeader amendment;
+  amendment.set_record_id(record_.record_id());
+  amendment.set_reason("corrected");
+  amendment.set_content_type("application/fhir+json");
+  amendment.set_dispute_id(dispute.dispute_id());
+  s = Amend(dr_ash_, amendment, kFhir, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << Describe(s);
+  EXPECT_THAT(s.error_message(), HasSubstr("UPHELD"));
+  amendment.set_dispute_id("nope");
+  s = Amend(dr_ash_, amendment, kFhir, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(s);
+  EXPECT_THAT(BadRequestFields(s), ElementsAre("header.dispute_id"));
+  s = Disputes(regulator_)->GetDispute(Context(regulator_).get(), get, &after);
+  ASSERT_TRUE(s.ok()) << Describe(s);
+  EXPECT_THAT(after.amendment_id(), IsEmpty());
 
   EXPECT_EQ(RecordIds(), records);
   EXPECT_THAT(StoredObjects(), UnorderedElementsAreArray(objects));
