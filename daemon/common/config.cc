@@ -358,6 +358,9 @@ class Validator {
     if (timeout != 0 && (timeout < 100 || timeout > 600000)) {
       Fail("gateway.backend_timeout_ms", "must be from 100 to 600000");
     }
+    if (gw.calls_per_second() > 1000000) {
+      Fail("gateway.calls_per_second", "must be at most 1000000");
+    }
   }
 
   void CheckSupervisor() {
@@ -412,6 +415,7 @@ void ApplyDefaults(Config& config) {
   if (gateway->max_record_bytes() == 0) gateway->set_max_record_bytes(uint64_t{64} << 20);
   if (gateway->emergency_access_minutes() == 0) gateway->set_emergency_access_minutes(240);
   if (gateway->backend_timeout_ms() == 0) gateway->set_backend_timeout_ms(10000);
+  if (gateway->calls_per_second() == 0) gateway->set_calls_per_second(1000);
 }
 
 }  // namespace

@@ -64,6 +64,9 @@ v1::AuditActor Caller::AuditActor() const {
 absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContext& context, GatewayCore& core) {
   Caller caller;
   ASSIGN_OR_RETURN(caller.organization, CallerIdentity(context, core.revocations));
+  if (core.rate_limiter != nullptr) {
+    RETURN_IF_ERROR(core.rate_limiter->Acquire(caller.organization.organization_id));
+  }
   ASSIGN_OR_RETURN(caller.policy_role, PolicyRole(caller.organization.role));
   caller.actor_id = caller.organization.organization_id;
   ASSIGN_OR_RETURN(caller.practitioner_id, Header(context, kPractitionerHeader));

@@ -14,6 +14,7 @@
 #include "daemon/gateway/backends.h"
 #include "daemon/gateway/caller.h"
 #include "daemon/gateway/client_identity.h"
+#include "daemon/gateway/rate_limiter.h"
 #include "daemon/gateway/registry_db.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "medvault/config/v1/config.pb.h"
@@ -29,6 +30,8 @@ struct GatewayCore {
   // Checked on every call as well as at the handshake, so that a
   // certificate revoked while its connection is open stops working.
   RevocationList* revocations;
+  // gateway.calls_per_second per organisation, checked on every call.
+  RateLimiter* rate_limiter;
 };
 
 // Runs `body` in one transaction and appends `event` (outcome SUCCEEDED) in

@@ -148,8 +148,11 @@ class GatewayProcess : public ServiceProcess {
     if (!key.ok()) return key.status();
     ASSIGN_OR_RETURN(db_, RegistryDb::Open(config_->gateway().state_dir(), *key));
     authorizer_ = std::make_unique<Authorizer>(*backends_, *db_);
-    core_ = std::make_unique<GatewayCore>(
-        GatewayCore{config_->gateway(), *db_, *backends_, *authorizer_, revocations_.get()});
+    const double rate = config_->gateway().calls_per_second();
+    rate_limiter_ = std::make_unique<RateLimiter>(rate, 2 * rate);
+    core_ = std::make_unique<GatewayCore>(GatewayCore{config_->gateway(), *db_, *backends_,
+                                                      *authorizer_, revocations_.get(),
+                                                      rate_limiter_.get()});
     log::Info("registry.opened", {{"schema_version", db_->schema_version()}});
     return absl::OkStatus();
   }
@@ -202,6 +205,7 @@ class GatewayProcess : public ServiceProcess {
   std::unique_ptr<Backends> backends_;
   std::unique_ptr<RegistryDb> db_;
   std::unique_ptr<Authorizer> authorizer_;
+  std::unique_ptr<RateLimiter> rate_limiter_;
   std::unique_ptr<GatewayCore> core_;
   std::unique_ptr<SystemService> system_;
   std::unique_ptr<RegistryService> registry_;

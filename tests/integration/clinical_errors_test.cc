@@ -389,5 +389,44 @@ TEST_F(ClinicalErrorsTest, CancelledUploadLeavesNothing) {
   EXPECT_THAT(StoredObjects(), UnorderedElementsAreArray(objects));
 }
 
+// An organisation over gateway.calls_per_second is RESOURCE_EXHAUSTED;
+// another organisation is not affected, and the first recovers.
+class RateLimitTest : public ClinicalTest {
+ protected:
+  void EditConfig(std::string& config) override {
+    const std::string state_dir = absl::StrCat("  state_dir: \"", dir(), "/data/gateway\"\n");
+    ASSERT_THAT(config, HasSubstr(state_dir));
+    absl::StrReplaceAll({{state_dir, absl::StrCat(state_dir, "  calls_per_second: 5\n")}}, &config);
+  }
+};
+
+TEST_F(RateLimitTest, AnOrganisationOverItsRateIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(RegisterHospital(kClientName));
+  const As a{"client"};
+  v1::GetPractitionerRequest request;
+  request.set_practitioner_id("nobody");
+  v1::Practitioner out;
+  int refused = 0, answered = 0;
+  auto stub = Registry(a);
+  for (int i = 0; i < 30; ++i) {
+    grpc::Status s = stub->GetPractitioner(Context(a).get(), request, &out);
+    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      ++refused;
+      EXPECT_THAT(s.error_message(), HasSubstr("calls_per_second"));
+    } else {
+      ++answered;
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << Describe(s);
+    }
+  }
+  // Bursts of 10 at 5 a second: most of 30 quick calls are refused.
+  EXPECT_GE(refused, 10);
+  EXPECT_GE(answered, 10);
+  // The regulator has its own budget.
+  ASSERT_NO_FATAL_FAILURE(RegisterHospital("city-general"));
+  absl::SleepFor(absl::Seconds(1));
+  grpc::Status s = stub->GetPractitioner(Context(a).get(), request, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << Describe(s);
+}
+
 }  // namespace
 }  // namespace medvault::integration
