@@ -37,13 +37,11 @@
 // the fleet; run alone, it needs a fleet already up (--env names its
 // environment: DIR/medvault.textproto for the gateway's address, DIR/pki
 // for the certificates).
-#include <grpcpp/grpcpp.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/x509.h>
 #include <dirent.h>
+#include <grpcpp/grpcpp.h>
 #include <limits.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -67,7 +65,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "google/protobuf/text_format.h"
+#include "daemon/common/config.h"
+#include "daemon/gateway/client_identity.h"
 #include "medvault/config/v1/config.pb.h"
 #include "medvault/v1/records.grpc.pb.h"
 #include "medvault/v1/registry.grpc.pb.h"
@@ -115,17 +114,27 @@ struct Options {
   std::exit(1);
 }
 
-void Progress(const std::string& what) {
-  std::fprintf(stderr, "gateway_load: %s\n", what.c_str());
-}
+void Progress(const std::string& what) { std::fprintf(stderr, "gateway_load: %s\n", what.c_str()); }
 
 std::string StatusText(const grpc::Status& status) {
   // grpc::StatusCode's names, by value.
-  static const char* const kNames[] = {
-      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-      "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static const char* const kNames[] = {"OK",
+                                       "CANCELLED",
+                                       "UNKNOWN",
+                                       "INVALID_ARGUMENT",
+                                       "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND",
+                                       "ALREADY_EXISTS",
+                                       "PERMISSION_DENIED",
+                                       "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION",
+                                       "ABORTED",
+                                       "OUT_OF_RANGE",
+                                       "UNIMPLEMENTED",
+                                       "INTERNAL",
+                                       "UNAVAILABLE",
+                                       "DATA_LOSS",
+                                       "UNAUTHENTICATED"};
   const int code = status.error_code();
   std::string name = code >= 0 && code <= 16 ? kNames[code] : std::to_string(code);
   return status.error_message().empty() ? name : name + ": " + status.error_message();
@@ -139,18 +148,14 @@ std::string ReadFileOrDie(const std::string& path) {
   return text.str();
 }
 
-// The gateway's address from the environment's configuration; a wildcard
-// listen address is reached on the loopback interface.
+// The gateway's address from the environment's configuration (loaded and
+// checked as medvaultd does); a wildcard listen address is reached on the
+// loopback interface.
 std::string GatewayAddress(const std::string& env_dir) {
   const std::string path = env_dir + "/medvault.textproto";
-  config::v1::Config config;
-  google::protobuf::TextFormat::Parser parser;
-  parser.AllowUnknownField(true);
-  if (!parser.ParseFromString(ReadFileOrDie(path), &config)) {
-    Fail(path + " is not a medvault configuration");
-  }
-  std::string address = config.gateway().listen_address();
-  if (address.empty()) Fail(path + ": gateway.listen_address is not set");
+  absl::StatusOr<config::v1::Config> config = LoadConfig(path);
+  if (!config.ok()) Fail(std::string(config.status().message()));
+  std::string address = config->gateway().listen_address();
   for (const char* wildcard : {"0.0.0.0:", "[::]:"}) {
     if (address.rfind(wildcard, 0) == 0) {
       address = "127.0.0.1:" + address.substr(std::string(wildcard).size());
@@ -159,20 +164,13 @@ std::string GatewayAddress(const std::string& env_dir) {
   return address;
 }
 
-// The CN of a certificate: the organisation id of a client certificate.
-std::string CommonName(const std::string& pem_file) {
-  const std::string pem = ReadFileOrDie(pem_file);
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), pem.size()),
-                                                BIO_free);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
-  if (cert == nullptr) Fail(pem_file + " holds no PEM certificate");
-  char cn[256] = {};
-  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn,
-                                sizeof cn) <= 0) {
-    Fail(pem_file + ": the certificate has no CN");
-  }
-  return cn;
+// The organisation id (CN) of a client certificate, read as the gateway
+// reads it.
+std::string OrganizationId(const std::string& pem_file) {
+  absl::StatusOr<gateway::ClientIdentity> identity =
+      gateway::ParseClientIdentity(ReadFileOrDie(pem_file));
+  if (!identity.ok()) Fail(pem_file + ": " + std::string(identity.status().message()));
+  return identity->organization_id;
 }
 
 std::string RandomBytes(size_t n) {
@@ -329,8 +327,8 @@ class ReadCall final : public AsyncCall {
  public:
   // `expected`: the uploaded bytes to compare with, or null to check only
   // the id, the size and the status.
-  ReadCall(v1::RecordService::Stub& stub, const std::string& patient_id,
-           const v1::Record& record, const std::string* expected)
+  ReadCall(v1::RecordService::Stub& stub, const std::string& patient_id, const v1::Record& record,
+           const std::string* expected)
       : stub_(stub), patient_id_(patient_id), want_(record), expected_(expected) {}
 
   void Start(grpc::CompletionQueue* cq) override {
@@ -377,8 +375,8 @@ class ReadCall final : public AsyncCall {
       return what + "the stream did not start with the record's metadata";
     }
     if (data_.size() != want_.size()) {
-      return what + std::to_string(data_.size()) + " bytes read, " +
-             std::to_string(want_.size()) + " uploaded";
+      return what + std::to_string(data_.size()) + " bytes read, " + std::to_string(want_.size()) +
+             " uploaded";
     }
     if (expected_ != nullptr && data_ != *expected_) {
       return what + "the bytes read differ from the bytes uploaded";
@@ -454,11 +452,10 @@ LoopResult RunClosedLoop(const std::string& phase, int total, int concurrency,
       last_report = now;
       const double s = std::chrono::duration<double>(now - begin).count();
       const std::string rate =
-          bytes_per_call > 0 ? Fixed(finished * static_cast<double>(bytes_per_call) / s / 1e6) +
-                                   " MB/s"
-                             : Fixed(finished / s, 0) + " calls/s";
-      Progress(phase + ": " + std::to_string(finished) + "/" + std::to_string(total) + ", " +
-               rate);
+          bytes_per_call > 0
+              ? Fixed(finished * static_cast<double>(bytes_per_call) / s / 1e6) + " MB/s"
+              : Fixed(finished / s, 0) + " calls/s";
+      Progress(phase + ": " + std::to_string(finished) + "/" + std::to_string(total) + ", " + rate);
     }
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
@@ -480,8 +477,8 @@ double Percentile(std::vector<double> values, double p) {
 // The limits: openssl speed on one core, 1 MiB blocks, in 10^6 bytes/s.
 
 std::optional<double> OpensslSpeed(const std::string& openssl, const std::string& algorithm) {
-  const std::string command = openssl + " speed -seconds 1 -bytes 1048576 -evp " + algorithm +
-                              " 2>/dev/null";
+  const std::string command =
+      openssl + " speed -seconds 1 -bytes 1048576 -evp " + algorithm + " 2>/dev/null";
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return std::nullopt;
   std::string output;
@@ -666,14 +663,14 @@ class LoadGenerator {
   void Connect() {
     config_file_ = o_.env_dir + "/medvault.textproto";
     address_ = o_.address.empty() ? GatewayAddress(o_.env_dir) : o_.address;
-    for (const char* file : {"ca.pem", "client.pem", "client.key", "regulator.pem",
-                             "regulator.key"}) {
+    for (const char* file :
+         {"ca.pem", "client.pem", "client.key", "regulator.pem", "regulator.key"}) {
       if (access(Pki(file).c_str(), R_OK) != 0) {
         Fail("cannot read " + Pki(file) + " (is " + o_.env_dir +
              " an environment made by scripts/run?)");
       }
     }
-    hospital_id_ = CommonName(Pki("client.pem"));
+    hospital_id_ = OrganizationId(Pki("client.pem"));
     regulator_ = integration::GatewayChannel(address_, Pki("ca.pem"), Pki("regulator"));
     for (int i = 0; i < o_.connections; ++i) {
       hospital_.push_back(integration::GatewayChannel(address_, Pki("ca.pem"), Pki("client")));
@@ -771,7 +768,8 @@ class LoadGenerator {
     if (o_.uploads == 0) return;
     if (random_.empty()) random_ = RandomBytes(kUploadBytes);
     std::vector<std::string> digests(o_.uploads);
-    for (int i = 0; i < o_.uploads; ++i) digests[i] = Sha256Hex(PdfContent(random_, kUploadBytes, i));
+    for (int i = 0; i < o_.uploads; ++i)
+      digests[i] = Sha256Hex(PdfContent(random_, kUploadBytes, i));
     Progress("uploading " + std::to_string(o_.uploads) + " records of 1 MiB, " +
              std::to_string(o_.upload_concurrency) + " at a time, in " +
              std::to_string(o_.chunk_kib) + " KiB messages");
@@ -802,10 +800,9 @@ class LoadGenerator {
              std::to_string(o_.streams) + " concurrent streams (as the patient, PATIENT_ACCESS)");
     verified_ = 0;
     const CpuSeconds before = CpuSnapshot(config_file_);
-    LoopResult r = RunClosedLoop("4 KiB reads", o_.reads, o_.streams, make,
-                                 [&](int, AsyncCall& call) {
-                                   verified_ += static_cast<ReadCall&>(call).verified();
-                                 });
+    LoopResult r = RunClosedLoop(
+        "4 KiB reads", o_.reads, o_.streams, make,
+        [&](int, AsyncCall& call) { verified_ += static_cast<ReadCall&>(call).verified(); });
     read_cpu_ = CpuSplit(before, CpuSnapshot(config_file_), o_.reads, 2);
     reads_per_s_ = o_.reads / r.seconds;
     read_p50_ = Percentile(r.latencies_ms, 50);
@@ -825,7 +822,8 @@ class LoadGenerator {
              std::to_string(o_.upload_concurrency) + " threads");
     fsync_1_ = FsyncRate(o_.env_dir, 1);
     fsync_n_ = FsyncRate(o_.env_dir, o_.upload_concurrency);
-    if (!fsync_1_ || !fsync_n_) Progress("could not write in " + o_.env_dir + " for the fsync rate");
+    if (!fsync_1_ || !fsync_n_)
+      Progress("could not write in " + o_.env_dir + " for the fsync rate");
   }
 
   // CPU time a MB or a read costs, by process (the fleet's and this
@@ -834,19 +832,21 @@ class LoadGenerator {
   static void PrintCpuRow(const char* phase, const std::pair<std::string, double>& cpu,
                           const char* unit, double ms_per_s, const char* rate, unsigned cores) {
     if (cpu.second <= 0) return;
-    std::printf("| %s: CPU ms per %s | %s = %s ms | %s %s on %u cores at that cost, with "
-                "nothing else running | |\n",
-                phase, unit, cpu.first.c_str(), Fixed(cpu.second, 2).c_str(),
-                Grouped(cores * ms_per_s / cpu.second).c_str(), rate, cores);
+    std::printf(
+        "| %s: CPU ms per %s | %s = %s ms | %s %s on %u cores at that cost, with "
+        "nothing else running | |\n",
+        phase, unit, cpu.first.c_str(), Fixed(cpu.second, 2).c_str(),
+        Grouped(cores * ms_per_s / cpu.second).c_str(), rate, cores);
   }
 
   void PrintTable() {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     auto verdict = [](bool met) { return met ? "met" : "NOT met"; };
-    std::printf("\ngateway_load: gateway %s, hospital %s, patient %s, %u cores, "
-                "load average %s at the start, %s at the end\n",
-                address_.c_str(), hospital_id_.c_str(), patient_id_.c_str(), cores,
-                load_at_start_.c_str(), LoadAverage().c_str());
+    std::printf(
+        "\ngateway_load: gateway %s, hospital %s, patient %s, %u cores, "
+        "load average %s at the start, %s at the end\n",
+        address_.c_str(), hospital_id_.c_str(), patient_id_.c_str(), cores, load_at_start_.c_str(),
+        LoadAverage().c_str());
     std::printf("| figure | measured | limit in the same run | target |\n");
     std::printf("|---|---|---|---|\n");
     if (o_.uploads > 0) {
@@ -861,16 +861,17 @@ class LoadGenerator {
                  " MB/s (openssl speed, one core) = " + Grouped(ceiling) +
                  " MB/s for 3 AES + 2 SHA passes a byte on " + std::to_string(cores) + " cores";
       }
-      std::printf("| upload, %d x 1 MiB, %d concurrent, %d KiB messages | %s MB/s | %s |"
-                  " >= %.0f MB/s: %s |\n",
-                  o_.uploads, o_.upload_concurrency, o_.chunk_kib, Fixed(upload_mbps_).c_str(),
-                  crypto.c_str(), kTargetUploadMBps, verdict(upload_mbps_ >= kTargetUploadMBps));
+      std::printf(
+          "| upload, %d x 1 MiB, %d concurrent, %d KiB messages | %s MB/s | %s |"
+          " >= %.0f MB/s: %s |\n",
+          o_.uploads, o_.upload_concurrency, o_.chunk_kib, Fixed(upload_mbps_).c_str(),
+          crypto.c_str(), kTargetUploadMBps, verdict(upload_mbps_ >= kTargetUploadMBps));
       if (fsync_n_) {
-        std::printf("| | | durable writes: %s fdatasync/s on %d thread(s) = %s MB/s at %d syncs "
-                    "a 1 MiB upload | |\n",
-                    Grouped(*fsync_n_).c_str(), o_.upload_concurrency,
-                    Fixed(*fsync_n_ / kSyncsPerUpload * kUploadBytes / 1e6).c_str(),
-                    kSyncsPerUpload);
+        std::printf(
+            "| | | durable writes: %s fdatasync/s on %d thread(s) = %s MB/s at %d syncs "
+            "a 1 MiB upload | |\n",
+            Grouped(*fsync_n_).c_str(), o_.upload_concurrency,
+            Fixed(*fsync_n_ / kSyncsPerUpload * kUploadBytes / 1e6).c_str(), kSyncsPerUpload);
       }
       std::printf("| upload latency p50 / p99 | %s / %s ms | | |\n", Fixed(upload_p50_).c_str(),
                   Fixed(upload_p99_).c_str());

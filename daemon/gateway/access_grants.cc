@@ -82,12 +82,10 @@ absl::Status CheckGrantAccess(const v1::GrantAccessRequest& request, absl::Time 
 
 // A grantee is a registered practitioner or organisation (an insurer).
 absl::Status CheckGrantee(sqlite3* db, const std::string& grantee_id) {
-  SqliteStatement q(db, RegistryDb::kOwner,
-                    "SELECT 1 FROM practitioners WHERE id = ?1 "
-                    "UNION ALL SELECT 1 FROM organizations WHERE id = ?1");
-  RETURN_IF_ERROR(q.status());
-  q.BindText(1, grantee_id);
-  ASSIGN_OR_RETURN(bool found, q.Step());
+  ASSIGN_OR_RETURN(bool found, RowExists(db,
+                                         "SELECT 1 FROM practitioners WHERE id = ?1 "
+                                         "UNION ALL SELECT 1 FROM organizations WHERE id = ?1",
+                                         grantee_id));
   if (!found) return absl::NotFoundError(absl::StrCat("grantee \"", grantee_id, "\" not found"));
   return absl::OkStatus();
 }
@@ -234,17 +232,8 @@ absl::Status AccessService::DoListGrants(const Caller& caller, const v1::ListGra
                                          v1::ListGrantsResponse& response) {
   const absl::Time now = absl::Now();
   const bool own = request.patient_id().empty();
-  Facts facts;
-  if (!own) {
-    RETURN_IF_ERROR(CheckId("patient_id", request.patient_id()));
-    ASSIGN_OR_RETURN(facts, PatientFacts(request.patient_id()));
-  }
-  v1::AuditEvent event;
-  event.set_method(absl::StrCat(kService, "ListGrants"));
-  event.set_patient_id(request.patient_id());
-  ASSIGN_OR_RETURN(auto decision,
-                   core_.authorizer.Authorize(caller, "grant.list", std::move(facts), now, event));
-  FillAuditEvent(caller, "grant.list", now, decision, event);
+  ASSIGN_OR_RETURN(v1::AuditEvent event,
+                   AuthorizeRead(caller, "ListGrants", "grant.list", request.patient_id(), now));
   std::vector<v1::Grant> found;
   RETURN_IF_ERROR(CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
     // Without a patient: the grants the caller holds (a practitioner's id,

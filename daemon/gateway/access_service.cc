@@ -16,17 +16,8 @@ namespace medvault::gateway {
 namespace {
 
 constexpr char kService[] = "/medvault.v1.AccessService/";
-constexpr uint32_t kDefaultEmergencyMinutes = 240;
 // RequestAccess.not_after: "at most a year ahead".
 constexpr absl::Duration kMaxRequestPeriod = absl::Hours(24 * 366);
-
-// Runs `body`, which fills `response`, and converts its status.
-template <typename Fn>
-grpc::Status Serve(GatewayCore& core, grpc::ServerContext* context, Fn body) {
-  absl::StatusOr<Caller> caller = ResolveCaller(*context, core);
-  if (!caller.ok()) return ToGrpcStatus(caller.status());
-  return ToGrpcStatus(body(*caller));
-}
 
 // The actions whose events make up a patient's access history.
 bool IsAccessAction(const std::string& action) {
@@ -142,6 +133,25 @@ absl::StatusOr<Facts> AccessService::PatientFacts(const std::string& patient_id)
   return facts;
 }
 
+absl::StatusOr<v1::AuditEvent> AccessService::AuthorizeRead(const Caller& caller,
+                                                            const char* method,
+                                                            const std::string& action,
+                                                            const std::string& patient_id,
+                                                            absl::Time now) {
+  Facts facts;
+  if (!patient_id.empty()) {
+    RETURN_IF_ERROR(CheckId("patient_id", patient_id));
+    ASSIGN_OR_RETURN(facts, PatientFacts(patient_id));
+  }
+  v1::AuditEvent event;
+  event.set_method(absl::StrCat(kService, method));
+  event.set_patient_id(patient_id);
+  ASSIGN_OR_RETURN(auto decision,
+                   core_.authorizer.Authorize(caller, action, std::move(facts), now, event));
+  FillAuditEvent(caller, action, now, decision, event);
+  return event;
+}
+
 absl::Status AccessService::DoRequestAccess(const Caller& caller,
                                             const v1::RequestAccessRequest& request,
                                             v1::AccessRequest& response) {
@@ -184,17 +194,9 @@ absl::Status AccessService::DoListAccessRequests(const Caller& caller,
                                                  v1::ListAccessRequestsResponse& response) {
   const absl::Time now = absl::Now();
   const bool own = request.patient_id().empty();
-  Facts facts;
-  if (!own) {
-    RETURN_IF_ERROR(CheckId("patient_id", request.patient_id()));
-    ASSIGN_OR_RETURN(facts, PatientFacts(request.patient_id()));
-  }
-  v1::AuditEvent event;
-  event.set_method(absl::StrCat(kService, "ListAccessRequests"));
-  event.set_patient_id(request.patient_id());
-  ASSIGN_OR_RETURN(auto decision, core_.authorizer.Authorize(caller, "access_request.list",
-                                                             std::move(facts), now, event));
-  FillAuditEvent(caller, "access_request.list", now, decision, event);
+  ASSIGN_OR_RETURN(v1::AuditEvent event,
+                   AuthorizeRead(caller, "ListAccessRequests", "access_request.list",
+                                 request.patient_id(), now));
   std::vector<v1::AccessRequest> found;
   RETURN_IF_ERROR(CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
     ASSIGN_OR_RETURN(found, own ? AccessRequestsOfPractitioner(db, caller.actor_id)
@@ -231,9 +233,8 @@ absl::Status AccessService::DoEmergencyAccess(const Caller& caller,
     return absl::PermissionDeniedError("only a practitioner opens an emergency access");
   }
   FillAuditEvent(caller, "record.read_emergency", now, decision, event);
-  const uint32_t minutes = core_.config.emergency_access_minutes() != 0
-                               ? core_.config.emergency_access_minutes()
-                               : kDefaultEmergencyMinutes;
+  // LoadConfig fills in the default (240).
+  const uint32_t minutes = core_.config.emergency_access_minutes();
   session.set_patient_id(request.patient_id());
   session.set_practitioner_id(caller.practitioner_id);
   *session.mutable_opened_at() = ToTimestamp(now);
@@ -250,15 +251,11 @@ absl::Status AccessService::DoEmergencyAccess(const Caller& caller,
 absl::Status AccessService::DoGetAccessHistory(const Caller& caller,
                                                const v1::GetAccessHistoryRequest& request,
                                                v1::GetAccessHistoryResponse& response) {
+  // The history is always a named patient's.
   RETURN_IF_ERROR(CheckId("patient_id", request.patient_id()));
   const absl::Time now = absl::Now();
-  ASSIGN_OR_RETURN(Facts facts, PatientFacts(request.patient_id()));
-  v1::AuditEvent event;
-  event.set_method(absl::StrCat(kService, "GetAccessHistory"));
-  event.set_patient_id(request.patient_id());
-  ASSIGN_OR_RETURN(auto decision, core_.authorizer.Authorize(caller, "access.history",
-                                                             std::move(facts), now, event));
-  FillAuditEvent(caller, "access.history", now, decision, event);
+  ASSIGN_OR_RETURN(v1::AuditEvent event, AuthorizeRead(caller, "GetAccessHistory", "access.history",
+                                                       request.patient_id(), now));
   // Read inside the audited transaction: the history shown is exactly the
   // log as of this (logged) look at it.
   return CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {

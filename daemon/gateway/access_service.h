@@ -63,6 +63,12 @@ class AccessService final : public v1::AccessService::Service {
   // patient.id and patient.care_organizations of a registered patient;
   // NOT_FOUND otherwise.
   absl::StatusOr<Facts> PatientFacts(const std::string& patient_id);
+  // Asks policy for a read of `action` about `patient_id` (empty: the
+  // caller's own items, no patient facts) and returns the audit event to
+  // commit with the read. PERMISSION_DENIED (logged) on a deny.
+  absl::StatusOr<v1::AuditEvent> AuthorizeRead(const Caller& caller, const char* method,
+                                               const std::string& action,
+                                               const std::string& patient_id, absl::Time now);
 
   GatewayCore& core_;
 };

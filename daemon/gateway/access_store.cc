@@ -78,12 +78,6 @@ absl::StatusOr<std::vector<v1::Grant>> Grants(sqlite3* db, const char* sql, cons
 
 }  // namespace
 
-size_t Utf8Length(absl::string_view text) {
-  size_t n = 0;
-  for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return n;
-}
-
 absl::Status CheckScope(absl::string_view field, const v1::AccessScope& scope) {
   switch (scope.scope()) {
     case v1::ALL:

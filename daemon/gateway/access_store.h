@@ -25,9 +25,6 @@ namespace medvault::gateway {
 // access_request.expiry).
 inline constexpr absl::Duration kAccessRequestExpiry = absl::Hours(72);
 
-// Number of UTF-8 characters (code points) of `text`.
-size_t Utf8Length(absl::string_view text);
-
 // INVALID_ARGUMENT naming `field` (and its sub-fields) for a scope that is
 // unset, lists nothing, or names an unknown category or a malformed id.
 absl::Status CheckScope(absl::string_view field, const v1::AccessScope& scope);

@@ -1,5 +1,6 @@
 #include "daemon/gateway/core.h"
 
+#include "daemon/common/grpc_status.h"
 #include "daemon/common/status_macros.h"
 #include "daemon/gateway/audit_log.h"
 
@@ -25,6 +26,19 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
 
 absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+grpc::Status Serve(GatewayCore& core, grpc::ServerContext* context,
+                   absl::FunctionRef<absl::Status(const Caller&)> body) {
+  absl::StatusOr<Caller> caller = ResolveCaller(*context, core);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  return ToGrpcStatus(body(*caller));
+}
+
+size_t Utf8Length(absl::string_view text) {
+  size_t n = 0;
+  for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
 }
 
 }  // namespace medvault::gateway

@@ -36,6 +36,16 @@ struct GatewayCore {
 
 // Runs `body` in one transaction and appends `event` (outcome SUCCEEDED) in
 // the same one: both are kept, or neither.
+// Runs an RPC's `body` as its resolved caller (ResolveCaller: identity,
+// revocation, rate, the person acting) and converts the status for gRPC.
+grpc::Status Serve(GatewayCore& core, grpc::ServerContext* context,
+                   absl::FunctionRef<absl::Status(const Caller&)> body);
+
+// Number of UTF-8 characters (code points) of `text`: the bytes that do
+// not continue a sequence. For the "1 to N characters" limits of text
+// fields.
+size_t Utf8Length(absl::string_view text);
+
 absl::Status CommitWithAudit(RegistryDb& db, const v1::AuditEvent& event,
                              absl::FunctionRef<absl::Status(sqlite3*)> body);
 

@@ -9,6 +9,7 @@
 #include "daemon/common/grpc_status.h"
 #include "daemon/common/sqlite.h"
 #include "daemon/common/status_macros.h"
+#include "daemon/gateway/consent.h"
 #include "daemon/gateway/dispute_store.h"
 #include "daemon/gateway/ids.h"
 #include "daemon/gateway/registry_service.h"
@@ -48,13 +49,6 @@ const std::vector<Transition>& Transitions() {
 
 bool IsFinal(absl::string_view state) { return state == "WITHDRAWN" || state == "CLOSED"; }
 
-template <typename Fn>
-grpc::Status Serve(GatewayCore& core, grpc::ServerContext* context, Fn body) {
-  absl::StatusOr<Caller> caller = ResolveCaller(*context, core);
-  if (!caller.ok()) return ToGrpcStatus(caller.status());
-  return ToGrpcStatus(body(*caller));
-}
-
 absl::Status CheckText(absl::string_view field, absl::string_view text) {
   if (text.empty() || text.size() > kMaxText) return InvalidField(field, "1 to 5,000 characters");
   return absl::OkStatus();
@@ -84,17 +78,19 @@ absl::StatusOr<const Transition*> CheckTransitionRequest(
   return &*rule;
 }
 
-// The caller as the patient whose verified consent it carries: policy
-// sees the patient decide (role PATIENT, actor.id == patient.id).
-Caller AsPatient(const Caller& caller, const std::string& patient_id) {
-  Caller patient = caller;
-  patient.policy_role = "PATIENT";
-  patient.actor_id = patient_id;
-  patient.patient_id = patient_id;
-  patient.practitioner_id.clear();
-  patient.specialties.clear();
-  patient.licence.reset();
-  return patient;
+// Checks the patient's consent to a dispute decision (consent.h): the
+// signature over `message`, or a caring hospital's attestation.
+absl::StatusOr<VerifiedConsent> VerifyDisputeConsent(GatewayCore& core, const Caller& caller,
+                                                     const v1::PatientConsent& consent,
+                                                     const std::string& patient_id,
+                                                     ConsentMessageFn message, absl::Time now) {
+  const uint64_t chain_id = core.backends.ChainId();
+  absl::StatusOr<VerifiedConsent> verified = absl::InternalError("consent not checked");
+  RETURN_IF_ERROR(core.db.Read([&](sqlite3* db) -> absl::Status {
+    verified = VerifyConsent(db, caller, consent, patient_id, message, now, chain_id);
+    return verified.status();
+  }));
+  return verified;
 }
 
 v1::DisputeEvent NewEvent(const Caller& caller, absl::string_view action, absl::Time now,
@@ -197,9 +193,13 @@ absl::Status DisputeService::DoFileDispute(const Caller& caller,
     return InvalidField("consent", "the patient's signature or a hospital's attestation");
   }
   const absl::Time now = absl::Now();
-  DisputeDecision what{request.patient_id(), request.record_id(), request.evidence(), ""};
-  ASSIGN_OR_RETURN(VerifiedDisputeConsent consent,
-                   verify_consent_(caller, what, request.consent(), now));
+  ASSIGN_OR_RETURN(VerifiedConsent consent,
+                   VerifyDisputeConsent(
+                       core_, caller, request.consent(), request.patient_id(),
+                       [&](uint64_t nonce, uint64_t expiry) {
+                         return FileDisputeMessage(request, nonce, expiry);
+                       },
+                       now));
   // After the consent: only the patient's decision learns whether the record is theirs.
   RETURN_IF_ERROR(core_.db.Read([&](sqlite3* db) -> absl::Status {
     SqliteStatement q(db, RegistryDb::kOwner, "SELECT patient_id FROM records WHERE id = ?");
@@ -210,7 +210,7 @@ absl::Status DisputeService::DoFileDispute(const Caller& caller,
     return absl::NotFoundError(absl::StrCat("record \"", request.record_id(), "\" of patient \"",
                                             request.patient_id(), "\" not found"));
   }));
-  const Caller patient = AsPatient(caller, request.patient_id());
+  const Caller& patient = consent.actor;
   v1::Dispute dispute;
   dispute.set_dispute_id(NewObjectId("dsp"));
   dispute.set_patient_id(request.patient_id());
@@ -228,7 +228,7 @@ absl::Status DisputeService::DoFileDispute(const Caller& caller,
   ASSIGN_OR_RETURN(std::string state, NextState(decision, "dispute.file"));
   FillAuditEvent(patient, "dispute.file", now, decision, event);
   return CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
-    if (consent.record_nonce) RETURN_IF_ERROR(consent.record_nonce(db));
+    RETURN_IF_ERROR(consent.RecordNonce(db, now));
     SqliteStatement q(
         db, RegistryDb::kOwner,
         "INSERT INTO disputes (id, patient_id, record_id, state, created_at, "
@@ -291,11 +291,16 @@ absl::Status DisputeService::DoTransitionDispute(const Caller& caller,
   v1::AuditEvent event = NewAuditEvent("TransitionDispute", dispute);
   Caller actor = caller;
   Facts facts;
-  VerifiedDisputeConsent consent;
+  VerifiedConsent consent;  // no nonce unless the patient withdraws
   if (withdraw) {
-    DisputeDecision what{dispute.patient_id(), "", "", dispute.dispute_id()};
-    ASSIGN_OR_RETURN(consent, verify_consent_(caller, what, request.consent(), now));
-    actor = AsPatient(caller, dispute.patient_id());
+    ASSIGN_OR_RETURN(consent, VerifyDisputeConsent(
+                                  core_, caller, request.consent(), dispute.patient_id(),
+                                  [&](uint64_t nonce, uint64_t expiry) {
+                                    return WithdrawDisputeMessage(dispute.patient_id(), request,
+                                                                  nonce, expiry);
+                                  },
+                                  now));
+    actor = consent.actor;
     facts.String("consent.assurance", consent.assurance);
     event.set_consent_assurance(consent.assurance);
   }
@@ -310,7 +315,7 @@ absl::Status DisputeService::DoTransitionDispute(const Caller& caller,
   ASSIGN_OR_RETURN(std::string to, NextState(decision, action));
   FillAuditEvent(actor, action, now, decision, event);
   return CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
-    if (consent.record_nonce) RETURN_IF_ERROR(consent.record_nonce(db));
+    RETURN_IF_ERROR(consent.RecordNonce(db, now));
     // Only from the state policy decided on: a concurrent move wins.
     SqliteStatement q(db, RegistryDb::kOwner,
                       "UPDATE disputes SET state = ?, state_entered_at = ?, amendment_id = ?, "

@@ -5,7 +5,6 @@
 #ifndef MEDVAULT_DAEMON_GATEWAY_DISPUTE_SERVICE_H_
 #define MEDVAULT_DAEMON_GATEWAY_DISPUTE_SERVICE_H_
 
-#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -16,44 +15,9 @@
 
 namespace medvault::gateway {
 
-// A patient's decision about a dispute, as the EIP-712 struct it is signed
-// as (proto/medvault/v1/consent.proto). Exactly one of record_id and
-// dispute_id is set:
-//   record_id (+ evidence): FileDispute(patient, record, evidence, nonce, expiry)
-//   dispute_id:             WithdrawDispute(patient, dispute, nonce, expiry)
-struct DisputeDecision {
-  std::string patient_id;
-  std::string record_id;
-  std::string evidence;
-  std::string dispute_id;
-};
-
-// What a verified consent established.
-struct VerifiedDisputeConsent {
-  // "PATIENT_SIGNATURE" or "HOSPITAL_ATTESTATION": the consent.assurance fact.
-  std::string assurance;
-  // Spends the signature's nonce (INSERT INTO consent_nonces). Called with
-  // the connection inside the transaction that commits the decision, so a
-  // replay fails that transaction; FAILED_PRECONDITION when the nonce is
-  // already used. Must not lock the RegistryDb. Empty for an attestation.
-  std::function<absl::Status(sqlite3*)> record_nonce;
-};
-
-// Checks that `consent` proves `decision` is the patient's, as sent by
-// `caller` at `now`: a signature by the patient's registered address over
-// the struct above, before its expiry; or an attestation whose statement
-// is 1 to 500 characters, by a hospital caller. INVALID_ARGUMENT naming
-// "consent..." for a bad or missing proof; NOT_FOUND for an unknown
-// patient. Called outside any RegistryDb transaction (it may Read).
-// The integrator binds it to consent.h's VerifyConsent.
-using VerifyDisputeConsent = std::function<absl::StatusOr<VerifiedDisputeConsent>(
-    const Caller& caller, const DisputeDecision& decision, const v1::PatientConsent& consent,
-    absl::Time now)>;
-
 class DisputeService final : public v1::DisputeService::Service {
  public:
-  DisputeService(GatewayCore& core, VerifyDisputeConsent verify_consent)
-      : core_(core), verify_consent_(std::move(verify_consent)) {}
+  explicit DisputeService(GatewayCore& core) : core_(core) {}
 
   grpc::Status FileDispute(grpc::ServerContext* context, const v1::FileDisputeRequest* request,
                            v1::Dispute* response) override;
@@ -83,7 +47,6 @@ class DisputeService final : public v1::DisputeService::Service {
                             v1::Dispute& response);
 
   GatewayCore& core_;
-  const VerifyDisputeConsent verify_consent_;
 };
 
 }  // namespace medvault::gateway

@@ -19,7 +19,6 @@
 #include "daemon/gateway/authorizer.h"
 #include "daemon/gateway/backends.h"
 #include "daemon/gateway/client_identity.h"
-#include "daemon/gateway/consent.h"
 #include "daemon/gateway/consent_service.h"
 #include "daemon/gateway/core.h"
 #include "daemon/gateway/dispute_service.h"
@@ -72,41 +71,6 @@ absl::StatusOr<SecretData> DatabaseKey(Backends& backends) {
   OPENSSL_cleanse(key->data(), key->size());
   if (secret.size() != 32) return absl::InternalError("keyvault: database key is not 32 bytes");
   return secret;
-}
-
-// DisputeService's consent check, bound to consent.h: a dispute decision is
-// signed as FileDispute or WithdrawDispute, and the nonce is spent in the
-// transaction that commits the decision.
-VerifyDisputeConsent DisputeConsentVerifier(GatewayCore& core) {
-  return [&core](const Caller& caller, const DisputeDecision& decision,
-                 const v1::PatientConsent& consent,
-                 absl::Time now) -> absl::StatusOr<VerifiedDisputeConsent> {
-    auto message = [&](uint64_t nonce, uint64_t expiry) {
-      if (!decision.dispute_id.empty()) {
-        v1::TransitionDisputeRequest withdraw;
-        withdraw.set_dispute_id(decision.dispute_id);
-        withdraw.set_action(v1::TransitionDisputeRequest::WITHDRAW);
-        return WithdrawDisputeMessage(decision.patient_id, withdraw, nonce, expiry);
-      }
-      v1::FileDisputeRequest file;
-      file.set_patient_id(decision.patient_id);
-      file.set_record_id(decision.record_id);
-      file.set_evidence(decision.evidence);
-      return FileDisputeMessage(file, nonce, expiry);
-    };
-    const uint64_t chain_id = core.backends.ChainId();
-    absl::StatusOr<VerifiedConsent> verified = absl::InternalError("consent not checked");
-    RETURN_IF_ERROR(core.db.Read([&](sqlite3* db) -> absl::Status {
-      verified = VerifyConsent(db, caller, consent, decision.patient_id, message, now, chain_id);
-      return verified.status();
-    }));
-    VerifiedDisputeConsent result;
-    result.assurance = verified->assurance;
-    result.record_nonce = [v = *std::move(verified), now](sqlite3* db) {
-      return v.RecordNonce(db, now);
-    };
-    return result;
-  };
 }
 
 class GatewayProcess : public ServiceProcess {
@@ -166,7 +130,7 @@ class GatewayProcess : public ServiceProcess {
     records_ = std::make_unique<RecordService>(*core_);
     access_ = std::make_unique<AccessService>(*core_);
     consent_ = std::make_unique<ConsentService>(*core_);
-    disputes_ = std::make_unique<DisputeService>(*core_, DisputeConsentVerifier(*core_));
+    disputes_ = std::make_unique<DisputeService>(*core_);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     int port = 0;

@@ -143,13 +143,6 @@ absl::Status CheckContentType(absl::string_view field, absl::string_view content
                           kContentTypeDicom, ", ", kContentTypeText));
 }
 
-// Characters of UTF-8 text: bytes that do not continue a sequence.
-size_t CharacterCount(absl::string_view text) {
-  size_t n = 0;
-  for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return n;
-}
-
 // Reads the first message's header, then feeds the data messages to `fn`.
 template <typename Request, typename Header, typename Fn>
 absl::Status ReadUpload(grpc::ServerContext& context, grpc::ServerReader<Request>& reader,
@@ -179,7 +172,7 @@ absl::Status ReadUpload(grpc::ServerContext& context, grpc::ServerReader<Request
 grpc::Status RecordService::UploadRecord(grpc::ServerContext* context,
                                          grpc::ServerReader<v1::UploadRecordRequest>* reader,
                                          v1::Record* response) {
-  return Serve(context, [&](const Caller& c) {
+  return Serve(core_, context, [&](const Caller& c) {
     return ReadUpload(*context, *reader, &v1::UploadRecordRequest::header,
                       [&](const v1::RecordHeader& header, NextData next) {
                         return DoUpload(*context, c, header, next, *response);
@@ -190,7 +183,7 @@ grpc::Status RecordService::UploadRecord(grpc::ServerContext* context,
 grpc::Status RecordService::AmendRecord(grpc::ServerContext* context,
                                         grpc::ServerReader<v1::AmendRecordRequest>* reader,
                                         v1::Record* response) {
-  return Serve(context, [&](const Caller& c) {
+  return Serve(core_, context, [&](const Caller& c) {
     return ReadUpload(*context, *reader, &v1::AmendRecordRequest::header,
                       [&](const v1::AmendmentHeader& header, NextData next) {
                         return DoAmend(*context, c, header, next, *response);
@@ -201,13 +194,13 @@ grpc::Status RecordService::AmendRecord(grpc::ServerContext* context,
 grpc::Status RecordService::ListRecords(grpc::ServerContext* context,
                                         const v1::ListRecordsRequest* request,
                                         v1::ListRecordsResponse* response) {
-  return Serve(context, [&](const Caller& c) { return DoList(c, *request, *response); });
+  return Serve(core_, context, [&](const Caller& c) { return DoList(c, *request, *response); });
 }
 
 grpc::Status RecordService::GetRecord(grpc::ServerContext* context,
                                       const v1::GetRecordRequest* request,
                                       grpc::ServerWriter<v1::GetRecordResponse>* writer) {
-  return Serve(context, [&](const Caller& c) { return DoGet(c, *request, *writer); });
+  return Serve(core_, context, [&](const Caller& c) { return DoGet(c, *request, *writer); });
 }
 
 absl::Status RecordService::DoUpload(grpc::ServerContext& context, const Caller& caller,
@@ -252,7 +245,7 @@ absl::Status RecordService::DoAmend(grpc::ServerContext& context, const Caller& 
                                     const v1::AmendmentHeader& header, NextData next,
                                     v1::Record& response) {
   RETURN_IF_ERROR(CheckObjectId("header.record_id", "rec", header.record_id()));
-  const size_t reason_length = CharacterCount(header.reason());
+  const size_t reason_length = Utf8Length(header.reason());
   if (reason_length < 1 || reason_length > 1000) {
     return InvalidField("header.reason", "1 to 1000 characters");
   }

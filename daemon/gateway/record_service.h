@@ -41,14 +41,6 @@ class RecordService final : public v1::RecordService::Service {
   // CANCELLED when the client went away (the stream did not end cleanly).
   using NextData = absl::FunctionRef<absl::StatusOr<bool>(std::string* data)>;
 
-  // Resolves the caller, runs `body` and converts its status.
-  template <typename Fn>
-  grpc::Status Serve(grpc::ServerContext* context, Fn body) {
-    absl::StatusOr<Caller> caller = ResolveCaller(*context, core_);
-    if (!caller.ok()) return ToGrpcStatus(caller.status());
-    return ToGrpcStatus(body(*caller));
-  }
-
   absl::Status DoUpload(grpc::ServerContext& context, const Caller& caller,
                         const v1::RecordHeader& header, NextData next, v1::Record& response);
   absl::Status DoAmend(grpc::ServerContext& context, const Caller& caller,

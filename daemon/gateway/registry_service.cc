@@ -49,14 +49,6 @@ absl::Status AlreadyExists(absl::string_view what) {
   return absl::AlreadyExistsError(absl::StrCat(what, " is already registered"));
 }
 
-// Runs `body`, which fills `response`, and converts its status.
-template <typename Fn>
-grpc::Status Serve(GatewayCore& core, grpc::ServerContext* context, Fn body) {
-  absl::StatusOr<Caller> caller = ResolveCaller(*context, core);
-  if (!caller.ok()) return ToGrpcStatus(caller.status());
-  return ToGrpcStatus(body(*caller));
-}
-
 }  // namespace
 
 absl::StatusOr<v1::Patient> LoadPatient(sqlite3* db, const std::string& patient_id) {

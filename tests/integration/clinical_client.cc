@@ -49,46 +49,60 @@ void ClinicalTest::SetUp() {
   MEDVAULT_ASSERT_OK(DeployContracts());
 }
 
-void ClinicalTest::Issue(const std::string& name, const std::string& org,
-                         const std::string& role) const {
+void GatewayTest::Issue(const std::string& name, const std::string& org,
+                        const std::string& role) const {
   CommandResult r = RunCommand({binary("medvaultctl"), "ca", "issue", "--dir", pki(), "--org", org,
                                 "--role", role, "--out", pki() + "/" + name});
   ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 
-std::unique_ptr<v1::RegistryService::Stub> ClinicalTest::Registry(const As& as) const {
+std::unique_ptr<v1::RegistryService::Stub> GatewayTest::Registry(const As& as) const {
   return v1::RegistryService::NewStub(
       GatewayChannel(gateway_address(), ca_cert(), pki() + "/" + as.cert));
 }
-std::unique_ptr<v1::RecordService::Stub> ClinicalTest::Records(const As& as) const {
+std::unique_ptr<v1::RecordService::Stub> GatewayTest::Records(const As& as) const {
   return v1::RecordService::NewStub(
       GatewayChannel(gateway_address(), ca_cert(), pki() + "/" + as.cert));
 }
-std::unique_ptr<v1::AccessService::Stub> ClinicalTest::Access(const As& as) const {
+std::unique_ptr<v1::AccessService::Stub> GatewayTest::Access(const As& as) const {
   return v1::AccessService::NewStub(
       GatewayChannel(gateway_address(), ca_cert(), pki() + "/" + as.cert));
 }
-std::unique_ptr<v1::DisputeService::Stub> ClinicalTest::Disputes(const As& as) const {
+std::unique_ptr<v1::DisputeService::Stub> GatewayTest::Disputes(const As& as) const {
   return v1::DisputeService::NewStub(
       GatewayChannel(gateway_address(), ca_cert(), pki() + "/" + as.cert));
 }
-std::unique_ptr<v1::ConsentService::Stub> ClinicalTest::Consent(const As& as) const {
+std::unique_ptr<v1::ConsentService::Stub> GatewayTest::Consent(const As& as) const {
   return v1::ConsentService::NewStub(
       GatewayChannel(gateway_address(), ca_cert(), pki() + "/" + as.cert));
 }
 
-void ClinicalTest::RegisterHospital(const std::string& id) const {
+grpc::Status GatewayTest::TryRegisterHospital(const std::string& id, v1::Hospital* out) const {
   v1::RegisterHospitalRequest request;
   request.set_organization_id(id);
   request.set_display_name(absl::StrCat("Hospital ", id));
-  v1::Hospital out;
+  v1::Hospital ignored;
   const As regulator{"regulator"};
-  grpc::Status s = Registry(regulator)->RegisterHospital(Context(regulator).get(), request, &out);
+  return Registry(regulator)->RegisterHospital(Context(regulator).get(), request,
+                                               out != nullptr ? out : &ignored);
+}
+
+grpc::Status GatewayTest::TryRegisterPatient(const std::string& cert, const std::string& id,
+                                             const std::string& address, v1::Patient* out) const {
+  v1::RegisterPatientRequest request;
+  request.set_patient_id(id);
+  request.set_address(address);
+  const As hospital{cert};
+  return Registry(hospital)->RegisterPatient(Context(hospital).get(), request, out);
+}
+
+void GatewayTest::RegisterHospital(const std::string& id) const {
+  grpc::Status s = TryRegisterHospital(id);
   ASSERT_TRUE(s.ok()) << Describe(s);
 }
 
-std::string ClinicalTest::RegisterPractitioner(const std::string& cert, const std::string& id,
-                                               const std::string& licence_number) const {
+std::string GatewayTest::RegisterPractitioner(const std::string& cert, const std::string& id,
+                                              const std::string& licence_number) const {
   v1::RegisterPractitionerRequest request;
   request.set_practitioner_id(id);
   request.set_licence_number(licence_number);
@@ -100,34 +114,30 @@ std::string ClinicalTest::RegisterPractitioner(const std::string& cert, const st
   return "0x" + absl::BytesToHexString(out.licence_key());
 }
 
-void ClinicalTest::RegisterPatient(const std::string& cert, const std::string& id) const {
-  v1::RegisterPatientRequest request;
-  request.set_patient_id(id);
-  request.set_address(kPatientAddress);
+void GatewayTest::RegisterPatient(const std::string& cert, const std::string& id) const {
   v1::Patient out;
-  const As hospital{cert};
-  grpc::Status s = Registry(hospital)->RegisterPatient(Context(hospital).get(), request, &out);
+  grpc::Status s = TryRegisterPatient(cert, id, kPatientAddress, &out);
   ASSERT_TRUE(s.ok()) << Describe(s);
 }
 
-grpc::Status ClinicalTest::Upload(const As& as, const v1::RecordHeader& header,
-                                  const std::string& data, v1::Record* out) const {
+grpc::Status GatewayTest::Upload(const As& as, const v1::RecordHeader& header,
+                                 const std::string& data, v1::Record* out) const {
   auto stub = Records(as);
   auto context = Context(as);
   auto writer = stub->UploadRecord(context.get(), out);
   return StreamUp(*writer, header, data, &v1::UploadRecordRequest::mutable_header);
 }
 
-grpc::Status ClinicalTest::Amend(const As& as, const v1::AmendmentHeader& header,
-                                 const std::string& data, v1::Record* out) const {
+grpc::Status GatewayTest::Amend(const As& as, const v1::AmendmentHeader& header,
+                                const std::string& data, v1::Record* out) const {
   auto stub = Records(as);
   auto context = Context(as);
   auto writer = stub->AmendRecord(context.get(), out);
   return StreamUp(*writer, header, data, &v1::AmendRecordRequest::mutable_header);
 }
 
-grpc::Status ClinicalTest::Read(const As& as, const std::string& record_id,
-                                const v1::ReadBasis& basis, std::string* data) const {
+grpc::Status GatewayTest::Read(const As& as, const std::string& record_id,
+                               const v1::ReadBasis& basis, std::string* data) const {
   auto stub = Records(as);
   auto context = Context(as);
   v1::GetRecordRequest request;
@@ -153,7 +163,7 @@ grpc::Status ClinicalTest::Read(const As& as, const std::string& record_id,
   return status;
 }
 
-std::vector<v1::Record> ClinicalTest::List(const As& as, const std::string& patient_id) const {
+std::vector<v1::Record> GatewayTest::List(const As& as, const std::string& patient_id) const {
   v1::ListRecordsRequest request;
   request.set_patient_id(patient_id);
   v1::ListRecordsResponse response;
@@ -162,9 +172,9 @@ std::vector<v1::Record> ClinicalTest::List(const As& as, const std::string& pati
   return {response.records().begin(), response.records().end()};
 }
 
-absl::StatusOr<v1::PatientConsent> ClinicalTest::Sign(const As& as,
-                                                      v1::PrepareConsentRequest request,
-                                                      const char* key) const {
+absl::StatusOr<v1::PatientConsent> GatewayTest::Sign(const As& as,
+                                                     v1::PrepareConsentRequest request,
+                                                     const char* key) const {
   static std::mt19937_64 random{std::random_device{}()};
   request.set_nonce(random());
   *request.mutable_expires_at() = google::protobuf::util::TimeUtil::SecondsToTimestamp(
@@ -183,7 +193,7 @@ absl::StatusOr<v1::PatientConsent> ClinicalTest::Sign(const As& as,
   return consent;
 }
 
-std::vector<std::string> ClinicalTest::StoredObjects() const {
+std::vector<std::string> GatewayTest::StoredObjects() const {
   CommandResult r = RunCtl({"storage", "ls"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   std::vector<std::string> cids;

@@ -41,13 +41,9 @@ struct As {
 
 std::string Describe(const grpc::Status& status);
 
-class ClinicalTest : public Fleet {
+// The fleet and the calls of its public API, without the contracts.
+class GatewayTest : public Fleet {
  protected:
-  // The fleet with its contracts (SetUp of Fleet, then DeployContracts).
-  // Tests that change the configuration first override EditConfig.
-  void SetUp() override;
-  virtual void EditConfig(std::string& /*config*/) {}
-
   std::string pki() const { return dir() + "/pki"; }
   // Issues pki/<name>.pem and .key for organisation `org` in `role`.
   void Issue(const std::string& name, const std::string& org, const std::string& role) const;
@@ -61,7 +57,13 @@ class ClinicalTest : public Fleet {
     return ActingAs(as.acting, as.id);
   }
 
-  // --- Registration (each a test failure when refused) ---
+  // --- Registration ---
+  // As the regulator (pki/regulator).
+  grpc::Status TryRegisterHospital(const std::string& id, v1::Hospital* out = nullptr) const;
+  // As the hospital of pki/<cert>.
+  grpc::Status TryRegisterPatient(const std::string& cert, const std::string& id,
+                                  const std::string& address, v1::Patient* out) const;
+  // The same, each a test failure when refused.
   void RegisterHospital(const std::string& id) const;
   // Registers a practitioner with the hospital of `cert`; returns the
   // licence key as 0x + 64 hex, as `medvaultctl chain set-licence` takes it.
@@ -88,6 +90,15 @@ class ClinicalTest : public Fleet {
 
   // The patient's pinned objects in storage (`medvaultctl storage ls`).
   std::vector<std::string> StoredObjects() const;
+};
+
+// The same with the contracts deployed, so licences are on chain.
+class ClinicalTest : public GatewayTest {
+ protected:
+  // SetUp of Fleet, EditConfig, then DeployContracts (which restarts
+  // medvaultd with the edited configuration).
+  void SetUp() override;
+  virtual void EditConfig(std::string& /*config*/) {}
 };
 
 }  // namespace medvault::integration
