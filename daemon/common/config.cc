@@ -361,6 +361,18 @@ class Validator {
     if (gw.calls_per_second() > 1000000) {
       Fail("gateway.calls_per_second", "must be at most 1000000");
     }
+    const auto& audit = gw.audit();
+    if (audit.log_name().size() > 64 ||
+        !std::all_of(audit.log_name().begin(), audit.log_name().end(),
+                     [](char c) { return c > ' ' && c < 127; })) {
+      Fail("gateway.audit.log_name", "must be at most 64 printable ASCII characters, no spaces");
+    }
+    if (const uint32_t ms = audit.tree_head_interval_ms(); ms != 0 && (ms < 100 || ms > 3600000)) {
+      Fail("gateway.audit.tree_head_interval_ms", "must be from 100 to 3600000");
+    }
+    if (const uint32_t ms = audit.anchor_interval_ms(); ms != 0 && (ms < 1000 || ms > 86400000)) {
+      Fail("gateway.audit.anchor_interval_ms", "must be from 1000 to 86400000");
+    }
   }
 
   void CheckSupervisor() {
@@ -416,6 +428,11 @@ void ApplyDefaults(Config& config) {
   if (gateway->emergency_access_minutes() == 0) gateway->set_emergency_access_minutes(240);
   if (gateway->backend_timeout_ms() == 0) gateway->set_backend_timeout_ms(10000);
   if (gateway->calls_per_second() == 0) gateway->set_calls_per_second(1000);
+  auto* audit = gateway->mutable_audit();
+  if (audit->log_name().empty()) audit->set_log_name("medvault-gateway");
+  if (audit->tree_head_interval_ms() == 0) audit->set_tree_head_interval_ms(1000);
+  if (audit->anchor_interval_ms() == 0) audit->set_anchor_interval_ms(60000);
+  if (audit->anchor_every_entries() == 0) audit->set_anchor_every_entries(10000);
 }
 
 }  // namespace

@@ -60,6 +60,12 @@ class SqliteStatement {
   SqliteStatement& Bind(int index, int64_t value);
   SqliteStatement& BindText(int index, absl::string_view text);
   SqliteStatement& BindBlob(int index, absl::string_view data);
+  // Makes the statement ready to run again, its bindings cleared.
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
   // True while rows come; false when done. Errors become a status.
   absl::StatusOr<bool> Step();
 

@@ -13,6 +13,7 @@
 #include "daemon/common/health_client.h"
 #include "daemon/common/roles.h"
 #include "daemon/common/version.h"
+#include "daemon/ctl/audit_commands.h"
 #include "daemon/ctl/ca_commands.h"
 #include "daemon/ctl/chain_commands.h"
 #include "daemon/ctl/keyvault_commands.h"
@@ -116,6 +117,7 @@ int Main(int argc, char** argv) {
   auto* keys_rotate = keys->add_subcommand(
       "rotate", "create master key version n+1; new data keys use it, old ones still open");
   ChainCommands chain(app, argv[0]);
+  AuditCommands audit(app);
   auto* storage = app.add_subcommand("storage", "the ciphertext store (IPFS objects)");
   storage->require_subcommand(1);
   auto* storage_info = storage->add_subcommand("info", "backend, size limit and free space");
@@ -176,6 +178,7 @@ int Main(int argc, char** argv) {
   if (keys_list->parsed()) return KeysList(*config);
   if (keys_rotate->parsed()) return KeysRotate(*config);
   if (auto rc = chain.Run(*config)) return *rc;
+  if (auto rc = audit.Run(*config)) return *rc;
   if (storage_info->parsed()) return StorageInfo(*config);
   if (storage_put->parsed()) return StoragePut(*config, storage_path, storage_progress);
   if (storage_get->parsed()) return StorageGet(*config, storage_cid, storage_path);

@@ -105,7 +105,13 @@ void FillAuditEvent(const Caller& caller, absl::string_view action, absl::Time n
   *event.mutable_rule_ids() = decision.rule_ids();
   event.set_policy_version(decision.policy_version());
   event.clear_obligations();
-  for (const auto& o : decision.obligations()) event.add_obligations(o.name());
+  event.clear_obligation_details();
+  for (const auto& o : decision.obligations()) {
+    event.add_obligations(o.name());
+    v1::Obligation* detail = event.add_obligation_details();
+    detail->set_name(o.name());
+    detail->set_due(o.due());
+  }
 }
 
 v1::Decision PublicDecision(const policy::v1::Decision& decision) {

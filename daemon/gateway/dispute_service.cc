@@ -227,6 +227,7 @@ absl::Status DisputeService::DoFileDispute(const Caller& caller,
                                                              std::move(facts), now, event));
   ASSIGN_OR_RETURN(std::string state, NextState(decision, "dispute.file"));
   FillAuditEvent(patient, "dispute.file", now, decision, event);
+  event.set_dispute_to_state(state);
   return CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
     RETURN_IF_ERROR(consent.RecordNonce(db, now));
     SqliteStatement q(
@@ -314,6 +315,8 @@ absl::Status DisputeService::DoTransitionDispute(const Caller& caller,
                    core_.authorizer.Authorize(actor, action, std::move(facts), now, event));
   ASSIGN_OR_RETURN(std::string to, NextState(decision, action));
   FillAuditEvent(actor, action, now, decision, event);
+  event.set_dispute_from_state(from);
+  event.set_dispute_to_state(to);
   return CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
     RETURN_IF_ERROR(consent.RecordNonce(db, now));
     // Only from the state policy decided on: a concurrent move wins.

@@ -16,6 +16,9 @@
 #include "daemon/common/status_macros.h"
 #include "daemon/common/users.h"
 #include "daemon/gateway/access_service.h"
+#include "daemon/gateway/audit_log.h"
+#include "daemon/gateway/audit_sealer.h"
+#include "daemon/gateway/audit_service.h"
 #include "daemon/gateway/authorizer.h"
 #include "daemon/gateway/backends.h"
 #include "daemon/gateway/client_identity.h"
@@ -111,6 +114,10 @@ class GatewayProcess : public ServiceProcess {
     absl::StatusOr<SecretData> key = DatabaseKey(*backends_);
     if (!key.ok()) return key.status();
     ASSIGN_OR_RETURN(db_, RegistryDb::Open(config_->gateway().state_dir(), *key));
+    // Events written before the audit tree existed become its first leaves.
+    RETURN_IF_ERROR(db_->Write(CatchUpAuditTree));
+    RETURN_IF_ERROR(db_->Read(
+        [&](sqlite3* db) { return CheckLogName(db, config_->gateway().audit().log_name()); }));
     authorizer_ = std::make_unique<Authorizer>(*backends_, *db_);
     const double rate = config_->gateway().calls_per_second();
     rate_limiter_ = std::make_unique<RateLimiter>(rate, 2 * rate);
@@ -131,6 +138,8 @@ class GatewayProcess : public ServiceProcess {
     access_ = std::make_unique<AccessService>(*core_);
     consent_ = std::make_unique<ConsentService>(*core_);
     disputes_ = std::make_unique<DisputeService>(*core_);
+    sealer_ = std::make_unique<AuditSealer>(config_->gateway().audit(), *db_, *backends_);
+    audit_ = std::make_unique<AuditService>(*core_, sealer_->log_id());
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     int port = 0;
@@ -141,11 +150,13 @@ class GatewayProcess : public ServiceProcess {
     builder.RegisterService(access_.get());
     builder.RegisterService(consent_.get());
     builder.RegisterService(disputes_.get());
+    builder.RegisterService(audit_.get());
     public_ = builder.BuildAndStart();
     if (public_ == nullptr || port == 0) {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on ", config_->gateway().listen_address()));
     }
+    sealer_->Start();
     public_->GetHealthCheckService()->SetServingStatus(true);
     log::Info(
         "public_api.listening",
@@ -158,6 +169,7 @@ class GatewayProcess : public ServiceProcess {
       public_->GetHealthCheckService()->SetServingStatus(false);
       public_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
     }
+    if (sealer_ != nullptr) sealer_->Stop();
   }
 
  private:
@@ -177,6 +189,8 @@ class GatewayProcess : public ServiceProcess {
   std::unique_ptr<AccessService> access_;
   std::unique_ptr<ConsentService> consent_;
   std::unique_ptr<DisputeService> disputes_;
+  std::unique_ptr<AuditSealer> sealer_;
+  std::unique_ptr<AuditService> audit_;
   std::unique_ptr<grpc::Server> public_;
 };
 

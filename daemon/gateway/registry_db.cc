@@ -125,6 +125,33 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_by_patient ON audit_events(patient_id, seq);
 )sql",
+    // 2: the audit log's Merkle tree (RFC 6962) over audit_events, leaf
+    // index = seq - 1: the hash of every perfect subtree, (level, idx)
+    // covering leaves [idx * 2^level, (idx + 1) * 2^level); the signed tree
+    // heads; the heads handed to the signer for anchoring on chain; and the
+    // log's name (one row, set with the first signed head: its id on chain).
+    R"sql(
+CREATE TABLE audit_tree (
+  level INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  hash BLOB NOT NULL,
+  PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE audit_tree_heads (
+  tree_size INTEGER PRIMARY KEY,
+  timestamp_ms INTEGER NOT NULL,
+  root_hash BLOB NOT NULL,
+  signature BLOB NOT NULL
+);
+CREATE TABLE audit_log_name (
+  log_name TEXT PRIMARY KEY
+);
+CREATE TABLE audit_anchor_requests (
+  tree_size INTEGER PRIMARY KEY REFERENCES audit_tree_heads(tree_size),
+  outbox_id INTEGER NOT NULL,
+  requested_at INTEGER NOT NULL
+);
+)sql",
 };
 
 }  // namespace

@@ -29,7 +29,8 @@ from google.protobuf import timestamp_pb2
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from medvault_client import (RPC_TIMEOUT_SECONDS, Operator, Organisation, StepFailed, Wallet,
-                             call, describe, expect, expect_refused, load_stubs, read_stream)
+                             call, describe, expect, expect_refused, load_stubs, read_stream,
+                             run_steps)
 
 # anvil's first development account: the patient's wallet.
 PATIENT_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -549,21 +550,12 @@ def main(argv):
         if not os.access(path, os.X_OK):
             print("clinical walk: %s is not an executable" % path, file=sys.stderr)
             return 2
-    walk = None
-    try:
+    def start():
         walk = Walk(args, load_stubs(args.stubs))
         print("clinical walk against %s (run %s)" % (args.gateway, walk.suffix), flush=True)
-        walk.run()
-    except (StepFailed, OSError) as failure:
-        step = walk.step_number + 1 if walk is not None else 1
-        print("clinical walk FAILED at step %d: %s" % (step, failure), file=sys.stderr, flush=True)
-        return 1
-    finally:
-        if walk is not None:
-            walk.close()
-    print("clinical walk: every step went as documented", flush=True)
-    return 0
+        return walk
 
+    return run_steps("clinical walk", start, "every step went as documented")
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

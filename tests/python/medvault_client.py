@@ -54,6 +54,24 @@ def describe(error):
     return "%s: %s" % (error.code().name, error.details())
 
 
+def run_steps(name, make, done):
+    """Runs make().run() (an object with step_number, run() and close()),
+    printing `done` on success or the failed step; returns the exit code."""
+    runner = None
+    try:
+        runner = make()
+        runner.run()
+    except (StepFailed, OSError) as failure:
+        step = runner.step_number + 1 if runner is not None else 1
+        print("%s FAILED at step %d: %s" % (name, step, failure), file=sys.stderr, flush=True)
+        return 1
+    finally:
+        if runner is not None:
+            runner.close()
+    print("%s: %s" % (name, done), flush=True)
+    return 0
+
+
 def read_file(path):
     """The bytes of a file (certificates and keys)."""
     with open(path, "rb") as f:
