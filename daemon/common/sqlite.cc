@@ -1,13 +1,14 @@
 #include "daemon/common/sqlite.h"
 
 #include <openssl/crypto.h>
+#include <sys/stat.h>
 
 #include "absl/strings/str_cat.h"
 
 namespace medvault {
 
 absl::StatusOr<sqlite3*> SqliteOpenEncrypted(const std::string& path, const SecretData& key,
-                                             absl::string_view owner) {
+                                             absl::string_view owner, int cipher_page_size) {
   if (key.size() != 32) {
     return absl::FailedPreconditionError(
         absl::StrCat(owner, ": the database key must be 32 bytes, got ", key.size()));
@@ -34,6 +35,13 @@ absl::StatusOr<sqlite3*> SqliteOpenEncrypted(const std::string& path, const Secr
     sqlite3_close(db);
     return absl::FailedPreconditionError(absl::StrCat(owner, ": PRAGMA key failed"));
   }
+  if (cipher_page_size != 0) {
+    const std::string page = absl::StrCat("PRAGMA cipher_page_size = ", cipher_page_size);
+    if (sqlite3_exec(db, page.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+      sqlite3_close(db);
+      return absl::FailedPreconditionError(absl::StrCat(owner, ": ", page, " failed"));
+    }
+  }
   // The first read decrypts page 1.
   if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) !=
       SQLITE_OK) {
@@ -58,6 +66,19 @@ absl::Status SqliteTransaction(sqlite3* db, absl::string_view owner,
     return result;
   }
   return SqliteExec(db, owner, "COMMIT");
+}
+
+absl::StatusOr<sqlite3*> SqliteOpenEncrypted(const std::string& path, const SecretData& key,
+                                             absl::string_view owner,
+                                             absl::Span<const int> page_sizes) {
+  struct stat st;
+  const bool exists = stat(path.c_str(), &st) == 0;
+  absl::StatusOr<sqlite3*> opened = absl::InvalidArgumentError("no page size given");
+  for (int size : page_sizes) {
+    opened = SqliteOpenEncrypted(path, key, owner, size);
+    if (opened.ok() || !exists) break;
+  }
+  return opened;
 }
 
 absl::StatusOr<int64_t> SqliteMigrate(sqlite3* db, absl::string_view owner,

@@ -25,8 +25,19 @@ namespace medvault {
 // is not such a database, fails here. FAILED_PRECONDITION naming `owner`
 // and the path otherwise; the key never appears in a message, and the
 // statement text that held it is wiped. The caller owns the connection.
+//
+// `cipher_page_size` (a power of two from 512 to 65536; 0 for SQLCipher's
+// default, 1024 in the Debian 12 package) must be the size the database
+// was created with: another size reads as a wrong key.
 absl::StatusOr<sqlite3*> SqliteOpenEncrypted(const std::string& path, const SecretData& key,
-                                             absl::string_view owner);
+                                             absl::string_view owner, int cipher_page_size = 0);
+
+// The same, for a database whose page size changed over time: a missing
+// database is created with page_sizes[0]; an existing one is opened with
+// the first of `page_sizes` that reads.
+absl::StatusOr<sqlite3*> SqliteOpenEncrypted(const std::string& path, const SecretData& key,
+                                             absl::string_view owner,
+                                             absl::Span<const int> page_sizes);
 
 // Versioned schema migrations (PRAGMA user_version). migrations[i] brings
 // the database from version i to i + 1 (migrations[0] creates it); each

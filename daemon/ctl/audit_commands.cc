@@ -29,6 +29,7 @@
 #include "daemon/ctl/audit_report.h"
 #include "daemon/ctl/audit_verify.h"
 #include "daemon/ctl/rpc.h"
+#include "daemon/gateway/registry_db.h"
 #include "daemon/signer/contract_events.h"
 #include "daemon/signer/eth_tx.h"
 #include "daemon/signer/json_rpc_client.h"
@@ -135,7 +136,8 @@ class Database {
     if (stat(path.c_str(), &st) != 0) {
       return absl::NotFoundError(absl::StrCat("no registry database at ", path));
     }
-    ASSIGN_OR_RETURN(sqlite3 * db, SqliteOpenEncrypted(path, key, kOwner));
+    ASSIGN_OR_RETURN(sqlite3 * db,
+                     SqliteOpenEncrypted(path, key, kOwner, gateway::kRegistryPageSizes));
     return Database(db);
   }
   Database(Database&& other) : db_(other.db_) { other.db_ = nullptr; }

@@ -45,6 +45,8 @@ class AuditAppender {
 };
 
 // Appends one event in the current transaction; its sequence number.
+// Prepares its statements each time: the services use
+// RegistryDb::audit_appender() instead.
 absl::StatusOr<int64_t> AppendAuditEvent(sqlite3* db, const v1::AuditEvent& event);
 
 // Adds tree nodes for events written before the tree existed (a database

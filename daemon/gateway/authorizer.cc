@@ -82,7 +82,7 @@ absl::StatusOr<policy::v1::Decision> Authorizer::Authorize(const Caller& caller,
   FillAuditEvent(caller, action, now, decision, denied);
   denied.set_outcome(v1::AuditEvent::DENIED);
   absl::Status logged =
-      db_.Write([&](sqlite3* db) { return AppendAuditEvent(db, denied).status(); });
+      db_.Write([&](sqlite3*) { return db_.audit_appender().Append(denied).status(); });
   if (!logged.ok()) {
     // Still a deny; the caller learns nothing more, the operator does.
     log::Error("audit.denial_not_logged",

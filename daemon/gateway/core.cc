@@ -12,7 +12,7 @@ absl::Status CommitWithAudit(RegistryDb& db, const v1::AuditEvent& event,
     RETURN_IF_ERROR(body(sql));
     v1::AuditEvent succeeded = event;
     succeeded.set_outcome(v1::AuditEvent::SUCCEEDED);
-    return AppendAuditEvent(sql, succeeded).status();
+    return db.audit_appender().Append(succeeded).status();
   });
 }
 

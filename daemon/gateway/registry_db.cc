@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/common/sqlite.h"
 #include "daemon/common/status_macros.h"
+#include "daemon/gateway/audit_log.h"
 
 namespace medvault::gateway {
 namespace {
@@ -158,16 +159,19 @@ CREATE TABLE audit_anchor_requests (
 
 absl::StatusOr<std::unique_ptr<RegistryDb>> RegistryDb::Open(const std::string& dir,
                                                              const SecretData& key) {
-  ASSIGN_OR_RETURN(sqlite3 * db, SqliteOpenEncrypted(dir + "/registry.db", key, kOwner));
+  ASSIGN_OR_RETURN(sqlite3 * db,
+                   SqliteOpenEncrypted(dir + "/registry.db", key, kOwner, kRegistryPageSizes));
   auto close_on_error = [db](absl::Status status) {
     sqlite3_close(db);
     return status;
   };
   // WAL: readers do not block the writer; synchronous=FULL: a committed
   // change (and its audit event) survives a power cut.
+  // A 32 MiB page cache: the audit log's indexes grow with every call.
   if (absl::Status s = SqliteExec(db, kOwner,
                                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                  "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;");
+                                  "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;"
+                                  "PRAGMA cache_size=-32768;");
       !s.ok()) {
     return close_on_error(s);
   }
@@ -176,11 +180,74 @@ absl::StatusOr<std::unique_ptr<RegistryDb>> RegistryDb::Open(const std::string& 
   return std::unique_ptr<RegistryDb>(new RegistryDb(db, *version));
 }
 
-RegistryDb::~RegistryDb() { sqlite3_close(db_); }
+RegistryDb::RegistryDb(sqlite3* db, int64_t version) : db_(db), version_(version) {}
+
+RegistryDb::~RegistryDb() {
+  appender_.reset();  // its statements, before the connection
+  sqlite3_close(db_);
+}
+
+AuditAppender& RegistryDb::audit_appender() {
+  if (appender_ == nullptr) appender_ = std::make_unique<AuditAppender>(db_);
+  return *appender_;
+}
 
 absl::Status RegistryDb::Write(absl::FunctionRef<absl::Status(sqlite3*)> body) {
+  PendingWrite me{body};
+  absl::MutexLock lock(&queue_mu_);
+  queue_.push_back(&me);
+  while (!me.done) {
+    if (leading_) {
+      batch_done_.Wait(&queue_mu_);
+      continue;
+    }
+    // Lead: run what has queued (oldest first, this write among them or
+    // still behind), then wake everyone whose write is done.
+    leading_ = true;
+    std::vector<PendingWrite*> batch;
+    while (!queue_.empty() && batch.size() < kMaxBatch) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    queue_mu_.Unlock();
+    RunBatch(batch);
+    queue_mu_.Lock();
+    for (PendingWrite* w : batch) w->done = true;
+    leading_ = false;
+    batch_done_.SignalAll();
+  }
+  return me.status;
+}
+
+void RegistryDb::RunBatch(const std::vector<PendingWrite*>& batch) {
   absl::MutexLock lock(&mu_);
-  return SqliteTransaction(db_, kOwner, [&] { return body(db_); });
+  writes_ += batch.size();
+  ++transactions_;
+  if (batch.size() == 1) {
+    batch[0]->status = SqliteTransaction(db_, kOwner, [&] { return batch[0]->body(db_); });
+    return;
+  }
+  auto fail_all = [&](const absl::Status& status) {
+    SqliteExec(db_, kOwner, "ROLLBACK").IgnoreError();
+    for (PendingWrite* w : batch) {
+      if (w->status.ok()) w->status = status;
+    }
+  };
+  if (absl::Status begun = SqliteExec(db_, kOwner, "BEGIN IMMEDIATE"); !begun.ok()) {
+    return fail_all(begun);
+  }
+  for (PendingWrite* w : batch) {
+    if (absl::Status s = SqliteExec(db_, kOwner, "SAVEPOINT write"); !s.ok()) return fail_all(s);
+    w->status = w->body(db_);
+    absl::Status undone =
+        w->status.ok() ? absl::OkStatus() : SqliteExec(db_, kOwner, "ROLLBACK TO write");
+    absl::Status released = SqliteExec(db_, kOwner, "RELEASE write");
+    if (!undone.ok()) return fail_all(undone);
+    if (!released.ok()) return fail_all(released);
+  }
+  if (absl::Status committed = SqliteExec(db_, kOwner, "COMMIT"); !committed.ok()) {
+    fail_all(committed);
+  }
 }
 
 absl::Status RegistryDb::Read(absl::FunctionRef<absl::Status(sqlite3*)> body) {

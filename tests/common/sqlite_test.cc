@@ -119,3 +119,39 @@ TEST_F(SqliteTest, EncryptedUnderItsKey) {
 
 }  // namespace
 }  // namespace medvault
+
+namespace medvault {
+namespace {
+
+// A database keeps the page size it was created with: a new one gets the
+// first size offered, an older one (SQLCipher's default) opens with the
+// fallback; a wrong key still fails with every size.
+TEST_F(SqliteTest, PageSizeFallback) {
+  constexpr int kSizes[] = {4096, 1024};
+  {
+    absl::StatusOr<sqlite3*> old = SqliteOpenEncrypted(path_, key_, "test db");
+    ASSERT_TRUE(old.ok()) << old.status();
+    ASSERT_TRUE(SqliteExec(*old, "test db", kV1).ok());
+    sqlite3_close(*old);
+  }
+  absl::StatusOr<sqlite3*> reopened = SqliteOpenEncrypted(path_, key_, "test db", kSizes);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ(Rows(*reopened, "a"), 1);
+  sqlite3_close(*reopened);
+  EXPECT_FALSE(SqliteOpenEncrypted(path_, key_, "test db", 4096).ok());
+  EXPECT_FALSE(
+      SqliteOpenEncrypted(path_, SecretData(std::string(32, '\x22')), "test db", kSizes).ok());
+
+  const std::string fresh = dir_ + "/fresh.db";
+  absl::StatusOr<sqlite3*> created = SqliteOpenEncrypted(fresh, key_, "test db", kSizes);
+  ASSERT_TRUE(created.ok()) << created.status();
+  ASSERT_TRUE(SqliteExec(*created, "test db", kV1).ok());
+  sqlite3_close(*created);
+  absl::StatusOr<sqlite3*> again = SqliteOpenEncrypted(fresh, key_, "test db", 4096);
+  EXPECT_TRUE(again.ok()) << again.status();
+  if (again.ok()) sqlite3_close(*again);
+  unlink(fresh.c_str());
+}
+
+}  // namespace
+}  // namespace medvault

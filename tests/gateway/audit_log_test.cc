@@ -7,8 +7,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/common/merkle.h"
@@ -137,6 +140,49 @@ TEST_F(AuditLogDbTest, CatchUpAndTreeBehind) {
   Append(9, 12);
   ASSERT_TRUE(db_->Read([&](sqlite3* db) -> absl::Status {
                    EXPECT_EQ(*AuditRoot(db, 12), Expected(12));
+                   return absl::OkStatus();
+                 })
+                  .ok());
+}
+
+// Concurrent writers share transactions (group commit); a write that
+// fails is rolled back alone, and the tree still matches its events.
+TEST_F(AuditLogDbTest, ConcurrentWritersShareCommits) {
+  constexpr int kThreads = 8;
+  constexpr int kWrites = 60;
+  std::atomic<int> committed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kWrites; ++i) {
+        const bool fail = i % 10 == 3;
+        absl::Status s = db_->Write([&](sqlite3*) -> absl::Status {
+          absl::StatusOr<int64_t> seq = db_->audit_appender().Append(Event(t * 1000 + i));
+          if (!seq.ok()) return seq.status();
+          if (fail) return absl::AbortedError("this change failed after its event");
+          return absl::OkStatus();
+        });
+        if (fail) {
+          EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << s;
+        } else {
+          EXPECT_TRUE(s.ok()) << s;
+          ++committed;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(committed.load(), kThreads * kWrites * 9 / 10);
+  EXPECT_EQ(db_->writes(), static_cast<uint64_t>(kThreads * kWrites));
+  EXPECT_LT(db_->transactions(), db_->writes()) << "no two writes shared a commit";
+  ASSERT_TRUE(db_->Read([&](sqlite3* db) -> absl::Status {
+                   const uint64_t size = *AuditTreeSize(db);
+                   EXPECT_EQ(size, static_cast<uint64_t>(committed.load()));
+                   auto leaves = AuditLeaves(db, 0, size);
+                   merkle::CompactRange range;
+                   for (const auto& [index, leaf] : *leaves) range.Append(merkle::LeafHash(leaf));
+                   EXPECT_EQ(range.size(), size);
+                   EXPECT_EQ(*AuditRoot(db, size), range.Root());
                    return absl::OkStatus();
                  })
                   .ok());

@@ -27,6 +27,7 @@
 #include "daemon/common/merkle.h"
 #include "daemon/common/secret.h"
 #include "daemon/common/sqlite.h"
+#include "daemon/gateway/registry_db.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "medvault/internal/v1/keyvault.grpc.pb.h"
@@ -175,16 +176,24 @@ class AuditTamperTest : public AuditLogTest {
   std::string Tampered(const std::string& name, absl::FunctionRef<void(sqlite3*)> change) {
     const std::string copy = absl::StrCat(dir(), "/", name);
     std::filesystem::create_directories(copy);
-    std::filesystem::copy_file(pristine_, copy + "/registry.db",
-                               std::filesystem::copy_options::overwrite_existing);
-    absl::StatusOr<sqlite3*> db =
-        SqliteOpenEncrypted(copy + "/registry.db", SecretData(key_), "copy");
+    CopyDatabase(pristine_, copy + "/registry.db");
+    absl::StatusOr<sqlite3*> db = SqliteOpenEncrypted(copy + "/registry.db", SecretData(key_),
+                                                      "copy", gateway::kRegistryPageSizes);
     EXPECT_TRUE(db.ok()) << db.status();
     if (db.ok()) {
       change(*db);
       sqlite3_close(*db);
     }
     return copy;
+  }
+
+  // The database file and its write-ahead log, if one is left.
+  static void CopyDatabase(const std::string& from, const std::string& to) {
+    for (const char* suffix : {"", "-wal"}) {
+      if (!std::filesystem::exists(from + suffix)) continue;
+      std::filesystem::copy_file(from + suffix, to + suffix,
+                                 std::filesystem::copy_options::overwrite_existing);
+    }
   }
 
   static void Exec(sqlite3* db, const std::string& sql) {
@@ -251,10 +260,11 @@ TEST_F(AuditTamperTest, VerifyNamesTheFirstBadEntry) {
   old_copy_ = dir() + "/older";
   std::filesystem::create_directories(old_copy_);
   {
-    absl::StatusOr<sqlite3*> live = SqliteOpenEncrypted(GatewayDb(), SecretData(key_), "live");
+    absl::StatusOr<sqlite3*> live =
+        SqliteOpenEncrypted(GatewayDb(), SecretData(key_), "live", gateway::kRegistryPageSizes);
     MEDVAULT_ASSERT_OK(live);
-    absl::StatusOr<sqlite3*> old =
-        SqliteOpenEncrypted(old_copy_ + "/registry.db", SecretData(key_), "older");
+    absl::StatusOr<sqlite3*> old = SqliteOpenEncrypted(old_copy_ + "/registry.db", SecretData(key_),
+                                                       "older", gateway::kRegistryPageSizes);
     MEDVAULT_ASSERT_OK(old);
     sqlite3_backup* backup = sqlite3_backup_init(*old, "main", *live, "main");
     ASSERT_NE(backup, nullptr) << sqlite3_errmsg(*old);
@@ -275,7 +285,7 @@ TEST_F(AuditTamperTest, VerifyNamesTheFirstBadEntry) {
   absl::StatusOr<int> stopped = StopMedvaultd(kStopGrace);
   MEDVAULT_ASSERT_OK(stopped);
   pristine_ = dir() + "/pristine.db";
-  std::filesystem::copy_file(GatewayDb(), pristine_);
+  CopyDatabase(GatewayDb(), pristine_);
   key_file_ = dir() + "/registry.key";
   {
     std::ofstream out(key_file_);
