@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -308,6 +309,36 @@ TEST_F(AuditTamperTest, VerifyNamesTheFirstBadEntry) {
   CommandResult from_export =
       RunCtl({"audit", "verify", "--export", export_file, "--public-key", public_key_});
   EXPECT_EQ(from_export.exit_code, 0) << from_export.output;
+
+  // The compliance office's other tools on the same copy: the report (the
+  // refused registration under its rule; licences and policies from the
+  // chain), the FHIR export, a proof.
+  const std::string html = dir() + "/report.html";
+  CommandResult report = RunCtl(
+      {"audit", "report", "--db", dir() + "/clean", "--db-key-file", key_file_, "--html", html});
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  std::cout << "--- audit report\n" << report.output;
+  EXPECT_THAT(report.output, HasSubstr(absl::StrCat(size_, " events in the log")));
+  EXPECT_THAT(report.output, HasSubstr("registry.register_hospital")) << report.output;
+  std::ifstream html_in(html);
+  std::stringstream page;
+  page << html_in.rdbuf();
+  EXPECT_THAT(page.str(), HasSubstr("<section id=\"denials\">"));
+  EXPECT_THAT(page.str(), HasSubstr("registry.register_hospital"));
+  CommandResult fhir = RunCtl({"audit", "export", "--db", dir() + "/clean", "--db-key-file",
+                               key_file_, "--format", "fhir", "--action",
+                               "registry.register_hospital", "--output", dir() + "/fhir.ndjson"});
+  ASSERT_EQ(fhir.exit_code, 0) << fhir.output;
+  std::ifstream fhir_in(dir() + "/fhir.ndjson");
+  int resources = 0;
+  for (std::string line; std::getline(fhir_in, line); ++resources) {
+    EXPECT_THAT(line, HasSubstr("\"resourceType\":\"AuditEvent\""));
+  }
+  EXPECT_EQ(resources, 17);  // 16 registrations and the refused one
+  CommandResult prove = RunCtl({"audit", "prove", "--db", dir() + "/clean", "--db-key-file",
+                                key_file_, "--leaf", "3", "--size", "11"});
+  EXPECT_EQ(prove.exit_code, 0) << prove.output;
+  EXPECT_THAT(prove.output, HasSubstr("audit_path:"));
 
   // One byte of entry 3 changed.
   CommandResult changed = Verify(Tampered("byte", [](sqlite3* db) {
