@@ -193,7 +193,7 @@ AuditAppender& RegistryDb::audit_appender() {
 }
 
 absl::Status RegistryDb::Write(absl::FunctionRef<absl::Status(sqlite3*)> body) {
-  PendingWrite me{body};
+  PendingWrite me{body, absl::OkStatus(), false};
   absl::MutexLock lock(&queue_mu_);
   queue_.push_back(&me);
   while (!me.done) {
