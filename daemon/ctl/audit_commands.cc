@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "daemon/common/eth_address.h"
 #include "daemon/common/merkle.h"
+#include "daemon/common/openssl_util.h"
 #include "daemon/common/roles.h"
 #include "daemon/common/secret.h"
 #include "daemon/common/sqlite.h"
@@ -29,6 +30,7 @@
 #include "daemon/ctl/audit_report.h"
 #include "daemon/ctl/audit_verify.h"
 #include "daemon/ctl/rpc.h"
+#include "daemon/gateway/audit_log.h"
 #include "daemon/gateway/registry_db.h"
 #include "daemon/signer/contract_events.h"
 #include "daemon/signer/eth_tx.h"
@@ -54,6 +56,13 @@ int Fail(const absl::Status& status) { return Fail(status.message()); }
 int Usage(absl::string_view message) {
   std::cerr << "medvaultctl: " << message << "\n";
   return 2;
+}
+
+// A proof that cannot be made: bad sizes are the caller's (exit 2), a
+// damaged tree is a failure (exit 1).
+int ProofError(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kInvalidArgument ? Usage(status.message())
+                                                             : Fail(status);
 }
 
 std::string Time(absl::Time t) {
@@ -151,19 +160,15 @@ class Database {
   sqlite3* db_;
 };
 
-// Calls `row` for each audit entry (leaf index, leaf bytes), in order.
+// Calls `row` for each audit entry (leaf index, leaf bytes), in order,
+// with progress on standard error for a long log.
 absl::Status ForEachEntry(sqlite3* db,
                           absl::FunctionRef<absl::Status(uint64_t, const std::string&)> row) {
-  SqliteStatement q(db, kOwner, "SELECT seq, event FROM audit_events ORDER BY seq");
-  RETURN_IF_ERROR(q.status());
   uint64_t n = 0;
-  while (true) {
-    ASSIGN_OR_RETURN(bool more, q.Step());
-    if (!more) break;
-    RETURN_IF_ERROR(row(static_cast<uint64_t>(q.Int(0) - 1), q.Blob(1)));
+  return gateway::ForEachAuditLeaf(db, 0, [&](uint64_t index, const std::string& leaf) {
     if (++n % 100000 == 0) std::cerr << "medvaultctl: read " << n << " audit entries\n";
-  }
-  return absl::OkStatus();
+    return row(index, leaf);
+  });
 }
 
 // The log's name: --log-name, else the one the database's log is bound to
@@ -172,30 +177,16 @@ absl::StatusOr<std::string> LogName(sqlite3* db, const config::v1::Config& confi
                                     const std::string& flag) {
   if (!flag.empty()) return flag;
   if (db != nullptr) {
-    SqliteStatement q(db, kOwner, "SELECT log_name FROM audit_log_name");
-    RETURN_IF_ERROR(q.status());
-    ASSIGN_OR_RETURN(bool found, q.Step());
-    if (found) return q.Text(0);
+    ASSIGN_OR_RETURN(std::string bound, gateway::BoundLogName(db));
+    if (!bound.empty()) return bound;
   }
   return config.gateway().audit().log_name();
 }
 
+// The database's signed heads, each named as the log `log_id`'s.
 absl::StatusOr<std::vector<v1::SignedTreeHead>> ReadHeads(sqlite3* db, const std::string& log_id) {
-  SqliteStatement q(db, kOwner,
-                    "SELECT tree_size, timestamp_ms, root_hash, signature FROM audit_tree_heads "
-                    "ORDER BY tree_size");
-  RETURN_IF_ERROR(q.status());
-  std::vector<v1::SignedTreeHead> heads;
-  while (true) {
-    ASSIGN_OR_RETURN(bool more, q.Step());
-    if (!more) break;
-    v1::SignedTreeHead& head = heads.emplace_back();
-    head.set_log_id(log_id);
-    head.set_tree_size(static_cast<uint64_t>(q.Int(0)));
-    head.set_timestamp_ms(static_cast<uint64_t>(q.Int(1)));
-    head.set_root_hash(q.Blob(2));
-    head.set_signature(q.Blob(3));
-  }
+  ASSIGN_OR_RETURN(std::vector<v1::SignedTreeHead> heads, gateway::AuditTreeHeads(db));
+  for (v1::SignedTreeHead& head : heads) head.set_log_id(log_id);
   return heads;
 }
 
@@ -232,10 +223,8 @@ absl::StatusOr<std::string> LogPublicKey(const config::v1::Config& config,
   }
   ASSIGN_OR_RETURN(std::string text, ReadWholeFile(file));
   if (!absl::StrContains(text, "-----BEGIN")) return text;
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(text.data(), static_cast<int>(text.size())), BIO_free);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-      PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  openssl::BioPtr bio = openssl::MemBio(text);
+  openssl::KeyPtr key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
   if (key == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(file, ": not a PEM public key"));
   }
@@ -682,38 +671,28 @@ int AuditCommands::Prove(const config::v1::Config& config) {
   if (!key.ok()) return Fail(key.status());
   absl::StatusOr<Database> db = Database::Open(db_dir_, *key);
   if (!db.ok()) return Fail(db.status());
-  SqliteStatement read(db->get(), kOwner,
-                       "SELECT hash FROM audit_tree WHERE level = ? AND idx = ?");
-  if (!read.status().ok()) return Fail(read.status());
-  auto nodes = [&](int level, uint64_t index) -> absl::StatusOr<merkle::Hash> {
-    read.Reset();
-    read.Bind(1, level).Bind(2, static_cast<int64_t>(index));
-    ASSIGN_OR_RETURN(bool found, read.Step());
-    if (!found) return absl::NotFoundError(absl::StrCat("no tree node ", level, "/", index));
-    return merkle::FromBytes(read.Blob(0));
-  };
-  SqliteStatement count(db->get(), kOwner,
-                        "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_tree WHERE level = 0");
-  if (!count.status().ok() || !count.Step().ok()) return Fail("cannot read the tree's size");
-  const uint64_t whole = static_cast<uint64_t>(count.Int(0));
+  absl::StatusOr<uint64_t> whole = gateway::AuditTreeSize(db->get());
+  if (!whole.ok()) return Fail(whole.status());
   if (inclusion) {
-    const uint64_t size = size_ == 0 ? whole : size_;
-    if (size > whole) return Usage(absl::StrCat("--size: the log has ", whole, " entries"));
-    absl::StatusOr<std::vector<merkle::Hash>> proof = merkle::InclusionProof(leaf_, size, nodes);
-    absl::StatusOr<merkle::Hash> root = merkle::Root(size, nodes);
-    if (!proof.ok()) return Fail(proof.status());
+    const uint64_t size = size_ == 0 ? *whole : size_;
+    if (size > *whole) return Usage(absl::StrCat("--size: the log has ", *whole, " entries"));
+    absl::StatusOr<std::vector<merkle::Hash>> proof =
+        gateway::AuditInclusionProof(db->get(), leaf_, size);
+    if (!proof.ok()) return ProofError(proof.status());
+    absl::StatusOr<merkle::Hash> root = gateway::AuditRoot(db->get(), size);
     if (!root.ok()) return Fail(root.status());
     std::cout << "leaf_index: " << leaf_ << "\ntree_size: " << size
               << "\nroot: " << merkle::ToHex(*root) << "\naudit_path:\n";
     for (const merkle::Hash& h : *proof) std::cout << "  " << merkle::ToHex(h) << "\n";
     return 0;
   }
-  const uint64_t second = second_ == 0 ? whole : second_;
-  if (second > whole) return Usage(absl::StrCat("--second: the log has ", whole, " entries"));
-  absl::StatusOr<std::vector<merkle::Hash>> proof = merkle::ConsistencyProof(first_, second, nodes);
-  if (!proof.ok()) return Usage(proof.status().message());
-  absl::StatusOr<merkle::Hash> first_root = merkle::Root(first_, nodes);
-  absl::StatusOr<merkle::Hash> second_root = merkle::Root(second, nodes);
+  const uint64_t second = second_ == 0 ? *whole : second_;
+  if (second > *whole) return Usage(absl::StrCat("--second: the log has ", *whole, " entries"));
+  absl::StatusOr<std::vector<merkle::Hash>> proof =
+      gateway::AuditConsistencyProof(db->get(), first_, second);
+  if (!proof.ok()) return ProofError(proof.status());
+  absl::StatusOr<merkle::Hash> first_root = gateway::AuditRoot(db->get(), first_);
+  absl::StatusOr<merkle::Hash> second_root = gateway::AuditRoot(db->get(), second);
   if (!first_root.ok()) return Fail(first_root.status());
   if (!second_root.ok()) return Fail(second_root.status());
   std::cout << "first_tree_size: " << first_ << "\nfirst_root: " << merkle::ToHex(*first_root)

@@ -9,12 +9,37 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "daemon/common/openssl_util.h"
 #include "daemon/common/status_macros.h"
 
 namespace medvault::ctl {
 namespace {
 
 using merkle::Hash;
+
+// The log key (DER SubjectPublicKeyInfo), parsed once for every head.
+absl::StatusOr<openssl::KeyPtr> ParseLogKey(const std::string& der) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
+  openssl::KeyPtr key(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
+  if (key == nullptr) {
+    return absl::InvalidArgumentError("the log's public key is not a DER SubjectPublicKeyInfo");
+  }
+  return key;
+}
+
+// Whether `signature` (DER ECDSA) is `key`'s over SHA-256 of `message`.
+absl::StatusOr<bool> SignatureVerifies(EVP_PKEY* key, const std::string& message,
+                                       const std::string& signature) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (ctx == nullptr || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1) {
+    return absl::InternalError("cannot set up signature verification");
+  }
+  const int verified = EVP_DigestVerify(
+      ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+      reinterpret_cast<const unsigned char*>(message.data()), message.size());
+  ERR_clear_error();  // a bad signature leaves its reason on OpenSSL's queue
+  return verified == 1;
+}
 
 // Every perfect subtree of the recomputed tree, level by level.
 class MemoryTree {
@@ -111,6 +136,7 @@ class Checker {
   }
 
   absl::Status CheckHeads(std::vector<Commitment>& signed_heads) {
+    ASSIGN_OR_RETURN(openssl::KeyPtr key, ParseLogKey(log_.public_key_der));
     std::vector<v1::SignedTreeHead> heads = log_.heads;
     std::sort(heads.begin(), heads.end(),
               [](const auto& a, const auto& b) { return a.tree_size() < b.tree_size(); });
@@ -132,10 +158,10 @@ class Checker {
         continue;
       }
       ASSIGN_OR_RETURN(bool valid,
-                       VerifyLogSignature(log_.public_key_der,
-                                          merkle::TreeHeadMessage(log_.log_id, head.tree_size(),
-                                                                  head.timestamp_ms(), *root),
-                                          head.signature()));
+                       SignatureVerifies(key.get(),
+                                         merkle::TreeHeadMessage(log_.log_id, head.tree_size(),
+                                                                 head.timestamp_ms(), *root),
+                                         head.signature()));
       if (!valid) {
         Problem(absl::StrCat(what,
                              ": the signature does not verify with the log's key (re-signed "
@@ -195,17 +221,14 @@ class Checker {
   void Localise(const std::vector<Commitment>& signed_heads) {
     const std::vector<Hash>& stored = log_.stored_leaf_hashes;
     if (stored.empty()) return;
+    // The largest signed size whose root the stored hashes give: up to
+    // there they are vouched for. Heads come smallest first.
     merkle::CompactRange range;
-    std::vector<Hash> roots(stored.size() + 1);
-    for (size_t i = 0; i < stored.size(); ++i) {
-      range.Append(stored[i]);
-      roots[i + 1] = range.Root();
-    }
     uint64_t vouched = 0;
     for (const Commitment& c : signed_heads) {
-      if (c.tree_size <= stored.size() && c.tree_size > vouched && roots[c.tree_size] == c.root) {
-        vouched = c.tree_size;
-      }
+      if (c.tree_size > stored.size()) break;
+      while (range.size() < c.tree_size) range.Append(stored[range.size()]);
+      if (range.Root() == c.root) vouched = c.tree_size;
     }
     const std::vector<Hash>& recomputed = tree_.leaves();
     for (uint64_t i = 0; i < vouched; ++i) {
@@ -225,26 +248,6 @@ class Checker {
 };
 
 }  // namespace
-
-absl::StatusOr<bool> VerifyLogSignature(const std::string& public_key_der,
-                                        const std::string& message, const std::string& signature) {
-  const unsigned char* p = reinterpret_cast<const unsigned char*>(public_key_der.data());
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-      d2i_PUBKEY(nullptr, &p, static_cast<long>(public_key_der.size())), EVP_PKEY_free);
-  if (key == nullptr) {
-    return absl::InvalidArgumentError("the log's public key is not a DER SubjectPublicKeyInfo");
-  }
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (ctx == nullptr ||
-      EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1) {
-    return absl::InternalError("cannot set up signature verification");
-  }
-  const int verified = EVP_DigestVerify(
-      ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
-      reinterpret_cast<const unsigned char*>(message.data()), message.size());
-  ERR_clear_error();  // a bad signature leaves its reason on OpenSSL's queue
-  return verified == 1;
-}
 
 absl::StatusOr<AuditVerification> VerifyAuditLog(const AuditLogCopy& log) {
   AuditVerification out;

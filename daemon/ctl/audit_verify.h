@@ -58,11 +58,6 @@ struct AuditVerification {
 // for unusable input (a public key that does not parse).
 absl::StatusOr<AuditVerification> VerifyAuditLog(const AuditLogCopy& log);
 
-// Checks a DER ECDSA P-256 signature of `message` (SHA-256) with a DER
-// SubjectPublicKeyInfo. INVALID_ARGUMENT when the key does not parse.
-absl::StatusOr<bool> VerifyLogSignature(const std::string& public_key_der,
-                                        const std::string& message, const std::string& signature);
-
 }  // namespace medvault::ctl
 
 #endif  // MEDVAULT_DAEMON_CTL_AUDIT_VERIFY_H_

@@ -136,24 +136,31 @@ absl::Status CatchUpAuditTree(sqlite3* db) {
   const int64_t leaves = sizes.Int(1);
   if (leaves == events) return absl::OkStatus();
   if (leaves > events) return TreeBehind(events, leaves);
+  AuditAppender appender(db);
+  uint64_t expected = static_cast<uint64_t>(leaves);
+  RETURN_IF_ERROR(
+      ForEachAuditLeaf(db, expected, [&](uint64_t index, const std::string& leaf) -> absl::Status {
+        if (index != expected) {
+          return absl::DataLossError(
+              absl::StrCat("registry database: audit event ", expected + 1, " is missing"));
+        }
+        ++expected;
+        return appender.AddLeaf(index, merkle::LeafHash(leaf));
+      }));
+  return absl::OkStatus();
+}
+
+absl::Status ForEachAuditLeaf(sqlite3* db, uint64_t start,
+                              absl::FunctionRef<absl::Status(uint64_t, const std::string&)> leaf) {
   SqliteStatement q(db, RegistryDb::kOwner,
                     "SELECT seq, event FROM audit_events WHERE seq > ? ORDER BY seq");
   RETURN_IF_ERROR(q.status());
-  q.Bind(1, leaves);
-  AuditAppender appender(db);
-  int64_t expected = leaves + 1;
+  q.Bind(1, static_cast<int64_t>(start));
   while (true) {
     ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    if (q.Int(0) != expected) {
-      return absl::DataLossError(
-          absl::StrCat("registry database: audit event ", expected, " is missing"));
-    }
-    RETURN_IF_ERROR(
-        appender.AddLeaf(static_cast<uint64_t>(expected - 1), merkle::LeafHash(q.Blob(1))));
-    ++expected;
+    if (!row) return absl::OkStatus();
+    RETURN_IF_ERROR(leaf(static_cast<uint64_t>(q.Int(0) - 1), q.Blob(1)));
   }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> AuditTreeSize(sqlite3* db) {
@@ -239,19 +246,40 @@ absl::Status StoreTreeHead(sqlite3* db, const std::string& log_name,
   return q.Step().status();
 }
 
-absl::StatusOr<std::optional<v1::SignedTreeHead>> LatestTreeHead(sqlite3* db) {
-  SqliteStatement q(db, RegistryDb::kOwner,
-                    "SELECT tree_size, timestamp_ms, root_hash, signature FROM audit_tree_heads "
-                    "ORDER BY tree_size DESC LIMIT 1");
+namespace {
+
+// Signed heads as `query` (tree_size, timestamp_ms, root_hash, signature)
+// gives them.
+absl::StatusOr<std::vector<v1::SignedTreeHead>> ReadTreeHeads(sqlite3* db, const char* query) {
+  SqliteStatement q(db, RegistryDb::kOwner, query);
   RETURN_IF_ERROR(q.status());
-  ASSIGN_OR_RETURN(bool found, q.Step());
-  if (!found) return std::nullopt;
-  v1::SignedTreeHead head;
-  head.set_tree_size(static_cast<uint64_t>(q.Int(0)));
-  head.set_timestamp_ms(static_cast<uint64_t>(q.Int(1)));
-  head.set_root_hash(q.Blob(2));
-  head.set_signature(q.Blob(3));
-  return head;
+  std::vector<v1::SignedTreeHead> heads;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return heads;
+    v1::SignedTreeHead& head = heads.emplace_back();
+    head.set_tree_size(static_cast<uint64_t>(q.Int(0)));
+    head.set_timestamp_ms(static_cast<uint64_t>(q.Int(1)));
+    head.set_root_hash(q.Blob(2));
+    head.set_signature(q.Blob(3));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<v1::SignedTreeHead>> LatestTreeHead(sqlite3* db) {
+  ASSIGN_OR_RETURN(std::vector<v1::SignedTreeHead> heads,
+                   ReadTreeHeads(db,
+                                 "SELECT tree_size, timestamp_ms, root_hash, signature FROM "
+                                 "audit_tree_heads ORDER BY tree_size DESC LIMIT 1"));
+  if (heads.empty()) return std::nullopt;
+  return std::move(heads.front());
+}
+
+absl::StatusOr<std::vector<v1::SignedTreeHead>> AuditTreeHeads(sqlite3* db) {
+  return ReadTreeHeads(db,
+                       "SELECT tree_size, timestamp_ms, root_hash, signature FROM "
+                       "audit_tree_heads ORDER BY tree_size");
 }
 
 absl::StatusOr<AnchorRequestRow> LatestAnchorRequest(sqlite3* db) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "daemon/common/merkle.h"
 #include "daemon/common/sqlite.h"
@@ -64,6 +65,12 @@ absl::StatusOr<std::vector<merkle::Hash>> AuditInclusionProof(sqlite3* db, uint6
 absl::StatusOr<std::vector<merkle::Hash>> AuditConsistencyProof(sqlite3* db, uint64_t first,
                                                                 uint64_t second);
 
+// Calls `leaf` with (index, canonical bytes) for each entry from leaf
+// index `start` on, in order, as the events table holds them (a missing
+// entry is skipped, not filled in: callers check the indexes).
+absl::Status ForEachAuditLeaf(sqlite3* db, uint64_t start,
+                              absl::FunctionRef<absl::Status(uint64_t, const std::string&)> leaf);
+
 // Leaves [start, start + count) as (index, canonical bytes); fewer at the
 // end of the log.
 absl::StatusOr<std::vector<std::pair<uint64_t, std::string>>> AuditLeaves(sqlite3* db,
@@ -82,6 +89,8 @@ absl::Status StoreTreeHead(sqlite3* db, const std::string& log_name,
                            const v1::SignedTreeHead& head);
 // The largest signed head, if any; `log_id` is filled in by the caller.
 absl::StatusOr<std::optional<v1::SignedTreeHead>> LatestTreeHead(sqlite3* db);
+// Every signed head, smallest first; `log_id` is filled in by the caller.
+absl::StatusOr<std::vector<v1::SignedTreeHead>> AuditTreeHeads(sqlite3* db);
 
 // The largest tree size handed to the signer for anchoring (0 if none) and
 // when.

@@ -34,8 +34,6 @@ struct GatewayCore {
   RateLimiter* rate_limiter;
 };
 
-// Runs `body` in one transaction and appends `event` (outcome SUCCEEDED) in
-// the same one: both are kept, or neither.
 // Runs an RPC's `body` as its resolved caller (ResolveCaller: identity,
 // revocation, rate, the person acting) and converts the status for gRPC.
 grpc::Status Serve(GatewayCore& core, grpc::ServerContext* context,
@@ -46,6 +44,9 @@ grpc::Status Serve(GatewayCore& core, grpc::ServerContext* context,
 // fields.
 size_t Utf8Length(absl::string_view text);
 
+// Runs `body` in a transaction (RegistryDb::Write, shared with concurrent
+// writers) and appends `event` (outcome SUCCEEDED) in the same one: both
+// are kept, or neither.
 absl::Status CommitWithAudit(RegistryDb& db, const v1::AuditEvent& event,
                              absl::FunctionRef<absl::Status(sqlite3*)> body);
 

@@ -54,7 +54,8 @@ from google.protobuf import message as protobuf_message
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import rfc6962
 from medvault_client import (RPC_TIMEOUT_SECONDS, Organisation, StepFailed, call, describe,
-                             expect, expect_refused, load_stubs, run_steps)
+                             expect, expect_refused, load_stubs, run_steps,
+                             add_gateway_arguments)
 
 # GetEntries gives at most this many leaves per call.
 ENTRIES_PAGE = 1000
@@ -372,18 +373,11 @@ def parse_args(argv):
                "    --pki .medvault-dev/pki --compliance compliance \\\n"
                "    --stubs build/release/python",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gateway", required=True, metavar="HOST:PORT",
-                        help="the gateway's public mutual-TLS address")
-    parser.add_argument("--pki", required=True, metavar="DIR",
-                        help="the deployment's CA directory: ca.pem, and the compliance "
-                             "office's certificate <NAME>.pem and key <NAME>.key")
+    add_gateway_arguments(parser, "the deployment's CA directory: ca.pem, and the compliance "
+                                  "office's certificate <NAME>.pem and key <NAME>.key")
     parser.add_argument("--compliance", required=True, metavar="NAME",
                         help="the file name (without .pem/.key) in --pki of a client "
                              "certificate with the compliance role (OU=compliance)")
-    parser.add_argument("--stubs", required=True, metavar="DIR",
-                        help="where the medvault.v1 Python stubs were generated "
-                             "(python3 -m grpc_tools.protoc --python_out=DIR "
-                             "--grpc_python_out=DIR)")
     parser.add_argument("--seed", type=int, metavar="N",
                         help="seed of the random samples and pairs (printed; random by "
                              "default), to repeat a run")

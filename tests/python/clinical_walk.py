@@ -30,7 +30,7 @@ from google.protobuf import timestamp_pb2
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from medvault_client import (RPC_TIMEOUT_SECONDS, Operator, Organisation, StepFailed, Wallet,
                              call, describe, expect, expect_refused, load_stubs, read_stream,
-                             run_steps)
+                             run_steps, add_gateway_arguments)
 
 # anvil's first development account: the patient's wallet.
 PATIENT_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -521,12 +521,9 @@ def parse_args(argv):
                "    --cast contracts/node_modules/@foundry-rs/cast-linux-amd64/bin/cast \\\n"
                "    --stubs build/release/python",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gateway", required=True, metavar="HOST:PORT",
-                        help="the gateway's public mutual-TLS address")
-    parser.add_argument("--pki", required=True, metavar="DIR",
-                        help="the deployment's CA directory: ca.pem, regulator.pem/.key, "
-                             "client.pem/.key (hospital A); the walk issues hospital B's "
-                             "certificate there with medvaultctl ca issue")
+    add_gateway_arguments(parser, "the deployment's CA directory: ca.pem, regulator.pem/.key, "
+                                  "client.pem/.key (hospital A); the walk issues hospital B's "
+                                  "certificate there with medvaultctl ca issue")
     parser.add_argument("--hospital-a", required=True, metavar="ID",
                         help="hospital A's organisation id: the CN of <pki>/client.pem")
     parser.add_argument("--medvaultctl", required=True, metavar="PATH",
@@ -537,10 +534,6 @@ def parse_args(argv):
     parser.add_argument("--cast", required=True, metavar="PATH",
                         help="Foundry's cast binary (contracts/node_modules/@foundry-rs/"
                              "cast-<platform>/bin/cast), the patient's wallet")
-    parser.add_argument("--stubs", required=True, metavar="DIR",
-                        help="where the medvault.v1 Python stubs were generated "
-                             "(python3 -m grpc_tools.protoc --python_out=DIR "
-                             "--grpc_python_out=DIR)")
     return parser.parse_args(argv)
 
 

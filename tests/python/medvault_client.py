@@ -54,6 +54,18 @@ def describe(error):
     return "%s: %s" % (error.code().name, error.details())
 
 
+def add_gateway_arguments(parser, pki_help):
+    """--gateway, --pki (described by `pki_help`) and --stubs, which every
+    script against the public API takes."""
+    parser.add_argument("--gateway", required=True, metavar="HOST:PORT",
+                        help="the gateway's public mutual-TLS address")
+    parser.add_argument("--pki", required=True, metavar="DIR", help=pki_help)
+    parser.add_argument("--stubs", required=True, metavar="DIR",
+                        help="where the medvault.v1 Python stubs were generated "
+                             "(python3 -m grpc_tools.protoc --python_out=DIR "
+                             "--grpc_python_out=DIR)")
+
+
 def run_steps(name, make, done):
     """Runs make().run() (an object with step_number, run() and close()),
     printing `done` on success or the failed step; returns the exit code."""
