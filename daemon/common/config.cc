@@ -373,6 +373,19 @@ class Validator {
     if (const uint32_t ms = audit.anchor_interval_ms(); ms != 0 && (ms < 1000 || ms > 86400000)) {
       Fail("gateway.audit.anchor_interval_ms", "must be from 1000 to 86400000");
     }
+    const auto& vitals = gw.vitals();
+    if (const uint32_t ms = vitals.segment_ms(); ms != 0 && (ms < 100 || ms > 600000)) {
+      Fail("gateway.vitals.segment_ms", "must be from 100 to 600000");
+    }
+    if (vitals.segment_samples() > 100000) {
+      Fail("gateway.vitals.segment_samples", "must be from 1 to 100000");
+    }
+    if (vitals.max_watch_queue() > 65536) {
+      Fail("gateway.vitals.max_watch_queue", "must be from 1 to 65536");
+    }
+    if (const uint32_t ms = vitals.watch_recheck_ms(); ms != 0 && (ms < 50 || ms > 1000)) {
+      Fail("gateway.vitals.watch_recheck_ms", "must be from 50 to 1000");
+    }
   }
 
   void CheckSupervisor() {
@@ -433,6 +446,11 @@ void ApplyDefaults(Config& config) {
   if (audit->tree_head_interval_ms() == 0) audit->set_tree_head_interval_ms(1000);
   if (audit->anchor_interval_ms() == 0) audit->set_anchor_interval_ms(60000);
   if (audit->anchor_every_entries() == 0) audit->set_anchor_every_entries(10000);
+  auto* vitals = gateway->mutable_vitals();
+  if (vitals->segment_ms() == 0) vitals->set_segment_ms(5000);
+  if (vitals->segment_samples() == 0) vitals->set_segment_samples(5000);
+  if (vitals->max_watch_queue() == 0) vitals->set_max_watch_queue(256);
+  if (vitals->watch_recheck_ms() == 0) vitals->set_watch_recheck_ms(500);
 }
 
 }  // namespace

@@ -176,7 +176,7 @@ Kind KindOf(absl::string_view action) {
     return Rest("read", "read", "R", "Read");
   }
   if (IsOneOf(action, {"record.list", "access.history", "grant.list", "access_request.list",
-                       "dispute.read"})) {
+                       "dispute.read", "stats.query"})) {
     Kind k = Rest("search", "search", "E", "Query");
     k.query = true;
     return k;

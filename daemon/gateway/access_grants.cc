@@ -224,6 +224,7 @@ absl::Status AccessService::DoRevokeAccess(const Caller& caller,
     *grant.mutable_revoked_at() = ToTimestamp(now);
     return UpdateGrant(db, grant);
   }));
+  if (core_.grant_revoked) core_.grant_revoked(grant.patient_id());
   response = std::move(grant);
   return absl::OkStatus();
 }

@@ -19,9 +19,11 @@ constexpr char kService[] = "/medvault.v1.AccessService/";
 // RequestAccess.not_after: "at most a year ahead".
 constexpr absl::Duration kMaxRequestPeriod = absl::Hours(24 * 366);
 
-// The actions whose events make up a patient's access history.
+// The actions whose events make up a patient's access history (a live
+// vitals watch is a read too: its start, allowed or denied).
 bool IsAccessAction(const std::string& action) {
-  return action == "record.read" || action == "record.read_emergency" || action == "record.list";
+  return action == "record.read" || action == "record.read_emergency" || action == "record.list" ||
+         action == "vitals.watch";
 }
 
 v1::AccessHistoryEntry HistoryEntry(const v1::AuditEvent& event) {

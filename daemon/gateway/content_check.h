@@ -24,6 +24,11 @@ inline constexpr absl::string_view kContentTypePng = "image/png";
 inline constexpr absl::string_view kContentTypeJpeg = "image/jpeg";
 inline constexpr absl::string_view kContentTypeDicom = "application/dicom";
 inline constexpr absl::string_view kContentTypeText = "text/plain";
+// A segment of live vitals (a serialized medvault.v1.VitalsSegment). Only
+// the gateway writes records of this type (vitals_segments.h), so it is
+// not among the types IsAllowedContentType accepts from a client.
+inline constexpr absl::string_view kContentTypeVitalsSegment =
+    "application/vnd.medvault.vitals-segment+protobuf";
 
 // Whether `content_type` is one of the kContentType* above. Compared
 // exactly: no parameters ("; charset=..."), lower case only, so that one

@@ -7,6 +7,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
+#include <string>
+
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -32,6 +35,10 @@ struct GatewayCore {
   RevocationList* revocations;
   // gateway.calls_per_second per organisation, checked on every call.
   RateLimiter* rate_limiter;
+  // Told (with the patient id) once a grant's revocation has committed, so
+  // that live sessions under the patient's grants (vitals watches) decide
+  // their access again at once. May be empty.
+  std::function<void(const std::string& patient_id)> grant_revoked = nullptr;
 };
 
 // Runs an RPC's `body` as its resolved caller (ResolveCaller: identity,

@@ -28,7 +28,10 @@
 #include "daemon/gateway/record_service.h"
 #include "daemon/gateway/registry_db.h"
 #include "daemon/gateway/registry_service.h"
+#include "daemon/gateway/research_service.h"
 #include "daemon/gateway/system_service.h"
+#include "daemon/gateway/vitals_hub.h"
+#include "daemon/gateway/vitals_service.h"
 
 namespace medvault::gateway {
 namespace {
@@ -124,6 +127,11 @@ class GatewayProcess : public ServiceProcess {
     core_ = std::make_unique<GatewayCore>(GatewayCore{config_->gateway(), *db_, *backends_,
                                                       *authorizer_, revocations_.get(),
                                                       rate_limiter_.get()});
+    vitals_hub_ = std::make_unique<VitalsHub>(config_->gateway().vitals().max_watch_queue());
+    // A revoked grant makes every watch of the patient's devices decide again.
+    core_->grant_revoked = [hub = vitals_hub_.get()](const std::string& patient_id) {
+      hub->RecheckPatient(patient_id);
+    };
     log::Info("registry.opened", {{"schema_version", db_->schema_version()}});
     return absl::OkStatus();
   }
@@ -138,6 +146,8 @@ class GatewayProcess : public ServiceProcess {
     access_ = std::make_unique<AccessService>(*core_);
     consent_ = std::make_unique<ConsentService>(*core_);
     disputes_ = std::make_unique<DisputeService>(*core_);
+    research_ = std::make_unique<ResearchService>(*core_);
+    vitals_ = std::make_unique<VitalsService>(*core_, *vitals_hub_);
     sealer_ = std::make_unique<AuditSealer>(config_->gateway().audit(), *db_, *backends_);
     audit_ = std::make_unique<AuditService>(*core_, sealer_->log_id());
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -150,6 +160,8 @@ class GatewayProcess : public ServiceProcess {
     builder.RegisterService(access_.get());
     builder.RegisterService(consent_.get());
     builder.RegisterService(disputes_.get());
+    builder.RegisterService(research_.get());
+    builder.RegisterService(vitals_.get());
     builder.RegisterService(audit_.get());
     public_ = builder.BuildAndStart();
     if (public_ == nullptr || port == 0) {
@@ -165,6 +177,11 @@ class GatewayProcess : public ServiceProcess {
   }
 
   void Stop() override {
+    // Watches end UNAVAILABLE (retry elsewhere or later), not CANCELLED.
+    if (vitals_hub_ != nullptr) {
+      vitals_hub_->CloseAll(absl::UnavailableError("the gateway is shutting down"));
+    }
+    if (vitals_ != nullptr) vitals_->CancelPublishing();
     if (public_ != nullptr) {
       public_->GetHealthCheckService()->SetServingStatus(false);
       public_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -189,6 +206,9 @@ class GatewayProcess : public ServiceProcess {
   std::unique_ptr<AccessService> access_;
   std::unique_ptr<ConsentService> consent_;
   std::unique_ptr<DisputeService> disputes_;
+  std::unique_ptr<ResearchService> research_;
+  std::unique_ptr<VitalsHub> vitals_hub_;
+  std::unique_ptr<VitalsService> vitals_;
   std::unique_ptr<AuditSealer> sealer_;
   std::unique_ptr<AuditService> audit_;
   std::unique_ptr<grpc::Server> public_;

@@ -7,25 +7,43 @@
 //      withheld (suppressed, value 0). No noise is drawn for it, so the
 //      random source's state, and so every later cell's noise, is the same
 //      whatever the suppressed cell's count was.
-//   2. Differential privacy: every other cell gets count + noise from a
-//      Laplace or Gaussian mechanism (Mechanism), rounded to the nearest
-//      integer and clamped at 0. Rounding and clamping are post-processing
-//      of the noisy value, which never weakens a DP guarantee.
+//   2. Differential privacy: every other cell gets count + noise, clamped at
+//      0, where the noise is an integer drawn EXACTLY from the discrete
+//      Laplace or the discrete Gaussian distribution (Mechanism). Clamping
+//      is post-processing, which never weakens a DP guarantee.
+//
+// Why exact: noise drawn in floating point has gaps and uneven spacing that
+// can give the true value away (Mironov, "On significance of the least
+// significant bits for differential privacy", 2012). Here nothing is
+// floating point on the way to a released value: the samplers follow
+// Canonne, Kamath and Steinke, "The Discrete Gaussian for Differential
+// Privacy" (NeurIPS 2020, arXiv 2004.00010), Algorithms 1-3, with rational
+// parameters, integer arithmetic (64-bit, 128-bit where products need it)
+// and uniform integers taken by rejection from 64 random bits. Each sample
+// has exactly the distribution its theorem needs, given a uniform source.
+// (Mechanism::Scale() is a double, for messages only; the sampled rational
+// scale is derived from the integer members.)
 //
 // Caveat, on purpose: which cells are suppressed depends on the true counts,
 // so the suppression pattern itself is not covered by the DP guarantee; it
 // is the k-anonymity rule the release policy asks for, layered on top. The
-// noisy values of released cells are (epsilon, delta)-DP per Mechanism.
+// noisy values of released cells carry the guarantee stated at Mechanism.
 //
-// PrivacyBudget is the accounting across releases (basic composition: the
-// epsilons and deltas of successive releases add up).
+// The privacy budget is not kept here: the caller accounts for each release
+// in the integer units below (kEpsilonUnit, kDeltaUnit), so sums are exact.
 //
-// Nothing here is thread-safe; a caller that shares an object serialises
-// access to it.
+// Failure policy: bad input (a Mechanism) is a returned status, and Release()
+// then suppresses everything. The exposed samplers check their arguments and
+// abort on a programmer error. They also abort, rather than loop forever or
+// return a wrong sample, on events whose probability is below 2^-128 with a
+// uniform source (a thousand rejections in a row, say): those mean the
+// random source is broken, and no noise from it may be released.
+//
+// Nothing here is thread-safe; a caller that shares a RandomSource
+// serialises access to it.
 #ifndef MEDVAULT_DAEMON_GATEWAY_PRIVACY_H_
 #define MEDVAULT_DAEMON_GATEWAY_PRIVACY_H_
 
-#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -34,70 +52,89 @@
 
 namespace medvault::gateway::privacy {
 
-// Where the noise comes from. Uniform() returns a double in the open
-// interval (0, 1): never 0 and never 1, so the logarithms of the inverse
-// CDFs below stay finite. Production uses SecureRandom; tests put a seeded
+// Where the randomness comes from: Next64() returns 64 independent uniformly
+// random bits. Production uses SecureRandom; tests put a seeded
 // deterministic generator behind this interface.
 class RandomSource {
  public:
   virtual ~RandomSource() = default;
-  virtual double Uniform() = 0;
+  virtual uint64_t Next64() = 0;
 };
 
-// OpenSSL's CSPRNG (RAND_bytes): 53 random bits r, redrawn while r == 0,
-// returned as r * 2^-53, so every value is exact and lies in (0, 1). If
-// RAND_bytes fails the process aborts: noise from a broken generator must
-// never be released, and Uniform() has no way to return an error.
+// OpenSSL's CSPRNG (RAND_bytes). If RAND_bytes fails the process aborts:
+// noise from a broken generator must never be released, and Next64() has no
+// way to return an error.
 class SecureRandom : public RandomSource {
  public:
-  double Uniform() override;
+  uint64_t Next64() override;
 };
 
-// One draw from Laplace(0, scale) by the inverse CDF: with u uniform in
-// (0, 1), x = -scale * sgn(u - 1/2) * ln(1 - 2|u - 1/2|). Uses exactly one
-// Uniform(). scale > 0.
+// Fixed-point units, so that budgets add up exactly in a database.
+inline constexpr int64_t kEpsilonUnit = 1'000'000;            // epsilon in millionths
+inline constexpr int64_t kDeltaUnit = 1'000'000'000'000'000;  // delta in units of 1e-15
+
+// The largest max_contributions a Mechanism accepts.
+inline constexpr int64_t kMaxContributions = 1000;
+
+// A noise mechanism for a table of counts in which each patient adds 1 to
+// at most max_contributions cells, so that adding or removing one patient
+// changes the table by at most max_contributions in L1 norm and by at most
+// sqrt(max_contributions) in L2 norm.
 //
-// Noise drawn in floating point this way has gaps that can leak the true
-// value (Mironov, "On significance of the least significant bits for
-// differential privacy", 2012). Release() rounds the noisy count to an
-// integer, which hides most of them, but not all: before the research
-// service is opened to anyone, replace this with a discrete mechanism
-// (e.g. the discrete Laplace/geometric mechanism on integer counts).
-double LaplaceNoise(double scale, RandomSource& random);
-
-// One draw from Normal(0, sigma^2) by the Box–Muller transform (the cosine
-// half only, so draws are independent and nothing is cached between calls):
-// x = sigma * sqrt(-2 ln u1) * cos(2 pi u2). Uses exactly two Uniform()s.
-// sigma > 0.
-double GaussianNoise(double sigma, RandomSource& random);
-
-// A noise mechanism and the privacy it gives one query whose answer changes
-// by at most `sensitivity` when one patient is added or removed (for a
-// count, sensitivity 1).
+// kLaplace: every released cell gets discrete Laplace noise,
+//   P(x) proportional to exp(-|x| / b), b = max_contributions / epsilon.
+//   A change of one patient multiplies the probability of any output by at
+//   most exp(L1 / b) = exp(epsilon): pure epsilon-DP, delta = 0.
+//
+// kGaussian: every released cell gets independent discrete Gaussian noise,
+//   P(x) proportional to exp(-x^2 / (2 sigma^2)), with sigma^2 the classic
+//   bound sigma = sqrt(max_contributions) * sqrt(2 ln(1.25 / delta)) /
+//   epsilon (Dwork & Roth, Theorem A.1, which needs epsilon < 1), rounded UP
+//   to a rational (more noise is always safe). What that gives, stated
+//   honestly:
+//   - proven: rho-zCDP with rho = max_contributions / (2 sigma^2), exactly
+//     as for continuous Gaussian noise (CKS20 Section 2 for one cell and an
+//     integer shift; Renyi divergences of independent cells add up). With
+//     the sigma above, rho <= epsilon^2 / (4 ln(1.25 / delta)), and so
+//     (epsilon + epsilon^2 / (4 ln(1.25 / delta)), delta)-DP by the
+//     zCDP-to-DP conversion (Bun & Steinke 2016, Proposition 1.3): a
+//     relative excess of epsilon / (4 ln(1.25 / delta)) over epsilon, 0.9 %
+//     at epsilon 0.5 and delta 1e-6;
+//   - not proven here: the classic (epsilon, delta) itself. CKS20 (Section
+//     2) show that the discrete Gaussian's exact (epsilon, delta) curve is
+//     essentially the continuous one's, so it is expected to hold, but a
+//     budget that must be a theorem should charge the epsilon above (or
+//     account in zCDP).
 struct Mechanism {
   // A fixed underlying type: any int is a valid value, so a kind read from
   // a policy file that is neither is refused by Validate(), not undefined.
   enum Kind : int { kLaplace, kGaussian };
   Kind kind = kLaplace;
-  double epsilon = 0;
-  double delta = 0;
-  double sensitivity = 0;
+  int64_t epsilon_micros = 0;     // epsilon * kEpsilonUnit
+  int64_t delta_femtos = 0;       // delta * kDeltaUnit
+  int64_t max_contributions = 0;  // cells one patient can add 1 to
 
   // OK, or INVALID_ARGUMENT whose message starts with the bad member's name
-  // ("epsilon", "delta", "sensitivity" or "kind"):
-  //   epsilon     finite and > 0; for kGaussian also < 1 (see Scale());
-  //   delta       exactly 0 for kLaplace (pure epsilon-DP), in (0, 1) for
-  //               kGaussian;
-  //   sensitivity finite and > 0.
+  // ("kind", "epsilon_micros", "delta_femtos" or "max_contributions"):
+  //   kind              kLaplace or kGaussian;
+  //   epsilon_micros    > 0; for kGaussian also < kEpsilonUnit (epsilon < 1,
+  //                     where the classic bound holds);
+  //   delta_femtos      exactly 0 for kLaplace; in (0, kDeltaUnit) for
+  //                     kGaussian;
+  //   max_contributions in [1, kMaxContributions].
+  // Every valid mechanism keeps the samplers' arithmetic within 64/128 bits.
   absl::Status Validate() const;
 
-  // The noise scale. kLaplace: b = sensitivity / epsilon, which gives
-  // epsilon-DP. kGaussian: sigma = sensitivity * sqrt(2 ln(1.25 / delta)) /
-  // epsilon, the classic analytic bound (Dwork & Roth, Theorem A.1), which
-  // gives (epsilon, delta)-DP only for epsilon < 1; that is why Validate()
-  // refuses epsilon >= 1 for kGaussian. Only meaningful when Validate() is
-  // OK.
+  // The noise scale in counts, for messages and documentation: b for
+  // kLaplace, sigma before rounding up for kGaussian. A double, and never
+  // fed to a sampler. Only meaningful when Validate() is OK.
   double Scale() const;
+
+  // The epsilon a budget must be charged, in millionths, for what is
+  // proven above: epsilon itself for kLaplace; for kGaussian epsilon +
+  // epsilon^2 / (4 ln(1.25 / delta)), rounded up with one millionth to
+  // spare. Only meaningful when Validate() is OK.
+  int64_t ChargedEpsilonMicros() const;
 };
 
 // One cell of a statistic: its key and the true count of patients in it.
@@ -107,54 +144,52 @@ struct Cell {
 };
 
 // One released cell. suppressed: the true count was below k, and value is
-// 0. Otherwise value is the noisy count: an integer >= 0 held in a double.
+// 0. Otherwise value is the noisy count, >= 0.
 struct ReleasedCell {
   std::vector<std::string> key;
   bool suppressed = false;
-  double value = 0;
+  int64_t value = 0;
 };
 
 // Releases `cells` in order (one ReleasedCell per Cell, same key): cells with
-// count < k are suppressed and draw no noise; the others get
-// max(0, round(count + noise)) with noise from `mechanism` at its Scale().
-// Each released cell draws from `random` exactly once (kLaplace) or twice
-// (kGaussian).
+// count < k are suppressed and draw nothing from `random`; the others get
+// max(0, count + noise), with noise drawn from `mechanism` (saturating at
+// INT64_MAX rather than overflowing).
 //
-// `mechanism` must have passed Validate(); if it does not, every cell is
-// suppressed (fails closed: nothing is released with noise of the wrong
-// size, and no noise is drawn).
+// `mechanism` must pass Validate(); if it does not, every cell is suppressed
+// (fails closed: nothing is released with noise of the wrong size, and no
+// noise is drawn).
 std::vector<ReleasedCell> Release(const std::vector<Cell>& cells, int64_t k,
                                   const Mechanism& mechanism, RandomSource& random);
 
-// The privacy budget of a data set, spent release by release under basic
-// composition (the epsilons add, the deltas add). Pure accounting: it does
-// not know what was released.
+// --- Exact samplers, exposed for the tests ------------------------------
 //
-// Sums of doubles do not add up exactly (0.1 + 0.1 + 0.1 > 0.3), so a spend
-// that exceeds the total by at most a relative 1e-9 of it is allowed; the
-// remaining budget never goes below 0.
-class PrivacyBudget {
- public:
-  // Totals that are negative, NaN or infinite make a budget of 0 for that
-  // component (fails closed: nothing can be spent).
-  PrivacyBudget(double total_epsilon, double total_delta);
+// All take rational parameters as numerator and denominator, both >= 1
+// unless said otherwise, and abort on anything outside the documented range
+// (the bounds keep every intermediate product within 128 bits).
 
-  // Spends (epsilon, delta). INVALID_ARGUMENT if either is negative or not
-  // finite. RESOURCE_EXHAUSTED, with the remaining epsilon and delta in the
-  // message, if either would exceed what is left; then nothing is spent.
-  absl::Status Spend(double epsilon, double delta);
+// The largest discrete Laplace scale: scale_numerator / scale_denominator.
+inline constexpr int64_t kMaxLaplaceScale = int64_t{1} << 52;
+// The largest numerator or denominator of a discrete Gaussian's sigma^2.
+inline constexpr int64_t kMaxSigma2Term = int64_t{1} << 57;
 
-  double remaining_epsilon() const { return std::max(0.0, total_epsilon_ - spent_epsilon_); }
-  double remaining_delta() const { return std::max(0.0, total_delta_ - spent_delta_); }
+// Uniform integer in [0, n), n >= 1, by rejection (no modulo bias). Draws
+// nothing when n == 1.
+uint64_t UniformBelow(uint64_t n, RandomSource& random);
 
- private:
-  // Constant after construction.
-  double total_epsilon_;
-  double total_delta_;
+// true with probability exactly exp(-gamma), gamma = gamma_numerator /
+// gamma_denominator, gamma_numerator >= 0 (CKS20 Algorithm 1).
+bool BernoulliExp(int64_t gamma_numerator, int64_t gamma_denominator, RandomSource& random);
 
-  double spent_epsilon_ = 0;
-  double spent_delta_ = 0;
-};
+// One draw x with P(x) proportional to exp(-|x| / t), t = scale_numerator /
+// scale_denominator <= kMaxLaplaceScale (CKS20 Algorithm 2).
+int64_t DiscreteLaplace(int64_t scale_numerator, int64_t scale_denominator, RandomSource& random);
+
+// One draw x with P(x) proportional to exp(-x^2 / (2 sigma^2)), sigma^2 =
+// sigma2_numerator / sigma2_denominator, both at most kMaxSigma2Term (CKS20
+// Algorithm 3).
+int64_t DiscreteGaussian(int64_t sigma2_numerator, int64_t sigma2_denominator,
+                         RandomSource& random);
 
 }  // namespace medvault::gateway::privacy
 

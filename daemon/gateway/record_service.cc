@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/escaping.h"
@@ -14,6 +15,7 @@
 #include "daemon/gateway/ids.h"
 #include "daemon/gateway/record_cipher.h"
 #include "daemon/gateway/registry_service.h"
+#include "daemon/gateway/statistics.h"
 
 namespace medvault::gateway {
 namespace {
@@ -212,6 +214,7 @@ absl::Status RecordService::DoUpload(grpc::ServerContext& context, const Caller&
     return InvalidField("header.category", "a record category is required");
   }
   RETURN_IF_ERROR(CheckContentType("header.content_type", header.content_type()));
+  RETURN_IF_ERROR(CheckDiagnosisCodes("header.diagnosis_codes", header.diagnosis_codes()));
   v1::Patient patient;
   RETURN_IF_ERROR(core_.db.Read([&](sqlite3* db) -> absl::Status {
     ASSIGN_OR_RETURN(patient, LoadPatient(db, header.patient_id()));
@@ -235,6 +238,8 @@ absl::Status RecordService::DoUpload(grpc::ServerContext& context, const Caller&
   r.set_patient_id(header.patient_id());
   r.set_category(header.category());
   r.set_content_type(header.content_type());
+  *r.mutable_diagnosis_codes() = header.diagnosis_codes();
+  std::sort(r.mutable_diagnosis_codes()->begin(), r.mutable_diagnosis_codes()->end());
   r.set_author_organization_id(caller.organization.organization_id);
   r.set_author_practitioner_id(caller.practitioner_id);
   *r.mutable_created_at() = ToTimestamp(now);

@@ -42,7 +42,21 @@ StoredRecord ReadRow(SqliteStatement& q) {
   return row;
 }
 
+// The record's diagnosis codes, sorted.
+absl::Status AddDiagnosisCodes(sqlite3* db, v1::Record& record) {
+  SqliteStatement q(db, RegistryDb::kOwner,
+                    "SELECT code FROM record_diagnoses WHERE record_id = ? ORDER BY code");
+  RETURN_IF_ERROR(q.status());
+  q.BindText(1, record.record_id());
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return absl::OkStatus();
+    record.add_diagnosis_codes(q.Text(0));
+  }
+}
+
 absl::Status AddAmendedBy(sqlite3* db, v1::Record& record) {
+  RETURN_IF_ERROR(AddDiagnosisCodes(db, record));
   SqliteStatement q(db, RegistryDb::kOwner,
                     "SELECT id FROM records WHERE amends_record_id = ? ORDER BY created_at, id");
   RETURN_IF_ERROR(q.status());
@@ -120,7 +134,15 @@ absl::Status InsertRecord(sqlite3* db, const StoredRecord& row) {
   // Left unbound (NULL) for an original: the column references records(id).
   if (!r.amends_record_id().empty()) q.BindText(13, r.amends_record_id());
   q.BindText(14, r.amendment_reason()).BindText(15, row.dispute_id);
-  return q.Step().status();
+  RETURN_IF_ERROR(q.Step().status());
+  for (const std::string& code : r.diagnosis_codes()) {
+    SqliteStatement d(db, RegistryDb::kOwner,
+                      "INSERT INTO record_diagnoses (record_id, code) VALUES (?, ?)");
+    RETURN_IF_ERROR(d.status());
+    d.BindText(1, r.record_id()).BindText(2, code);
+    RETURN_IF_ERROR(d.Step().status());
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<EmergencyAccessRow> LoadEmergencyAccess(sqlite3* db, const std::string& id) {

@@ -153,6 +153,53 @@ CREATE TABLE audit_anchor_requests (
   requested_at INTEGER NOT NULL
 );
 )sql",
+    // 3: what research statistics count. The patient's year of birth (0:
+    // not given) and region (ISO 3166-2, '': not given), the ICD-10 codes a
+    // record is about, and each organisation's privacy budget spends
+    // (epsilon in millionths, delta in units of 1e-15, so that sums are
+    // exact).
+    R"sql(
+ALTER TABLE patients ADD COLUMN birth_year INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE patients ADD COLUMN region TEXT NOT NULL DEFAULT '';
+CREATE TABLE record_diagnoses (
+  record_id TEXT NOT NULL REFERENCES records(id),
+  code TEXT NOT NULL,
+  PRIMARY KEY (record_id, code)
+) WITHOUT ROWID;
+CREATE TABLE privacy_spends (
+  seq INTEGER PRIMARY KEY,
+  organization_id TEXT NOT NULL,
+  time INTEGER NOT NULL,
+  epsilon_micros INTEGER NOT NULL,
+  delta_femtos INTEGER NOT NULL,
+  decision_id TEXT NOT NULL
+);
+CREATE INDEX privacy_spends_by_organization ON privacy_spends(organization_id, time);
+)sql",
+    // 4: live vitals. The devices enrolled to patients (stored_through:
+    // the highest sample sequence number durably stored; revoked_at 0
+    // while active), and which samples each stored segment (a VITALS
+    // record) holds.
+    R"sql(
+CREATE TABLE devices (
+  id TEXT PRIMARY KEY,
+  patient_id TEXT NOT NULL REFERENCES patients(id),
+  status TEXT NOT NULL,
+  enrolled_by_organization_id TEXT NOT NULL REFERENCES organizations(id),
+  enrolled_by_practitioner_id TEXT NOT NULL,
+  enrolled_at INTEGER NOT NULL,
+  revoked_at INTEGER NOT NULL,
+  stored_through INTEGER NOT NULL
+);
+CREATE INDEX devices_by_patient ON devices(patient_id);
+CREATE TABLE vitals_segments (
+  record_id TEXT PRIMARY KEY REFERENCES records(id),
+  device_id TEXT NOT NULL REFERENCES devices(id),
+  first_sequence INTEGER NOT NULL,
+  last_sequence INTEGER NOT NULL
+);
+CREATE INDEX vitals_segments_by_device ON vitals_segments(device_id, first_sequence);
+)sql",
 };
 
 }  // namespace

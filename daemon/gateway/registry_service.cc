@@ -45,6 +45,29 @@ absl::Status CheckSpecialties(const google::protobuf::RepeatedPtrField<std::stri
   return absl::OkStatus();
 }
 
+// The optional year of birth and region (see RegisterPatientRequest).
+absl::Status CheckDemographics(const v1::RegisterPatientRequest& request, absl::Time now) {
+  const int this_year = absl::ToCivilYear(now, absl::UTCTimeZone()).year();
+  if (request.birth_year() != 0 &&
+      (request.birth_year() < 1900 || request.birth_year() > static_cast<uint32_t>(this_year))) {
+    return InvalidField("birth_year", absl::StrCat("1900 to ", this_year, ", or 0 when not given"));
+  }
+  const std::string& region = request.region();
+  if (region.empty()) return absl::OkStatus();
+  bool ok = region.size() >= 2 && absl::ascii_isupper(region[0]) && absl::ascii_isupper(region[1]);
+  if (ok && region.size() > 2) {
+    ok = region[2] == '-' && region.size() >= 4 && region.size() <= 6 &&
+         std::all_of(region.begin() + 3, region.end(),
+                     [](char ch) { return absl::ascii_isupper(ch) || absl::ascii_isdigit(ch); });
+  }
+  if (!ok) {
+    return InvalidField("region",
+                        "an ISO 3166-2 code: two capital letters, optionally \"-\" and "
+                        "1 to 3 capital letters or digits (e.g. \"DE-BY\")");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status AlreadyExists(absl::string_view what) {
   return absl::AlreadyExistsError(absl::StrCat(what, " is already registered"));
 }
@@ -225,6 +248,7 @@ absl::Status RegistryService::DoRegisterPatient(const Caller& caller,
   absl::StatusOr<std::string> address = ParseEthAddress(request.address());
   if (!address.ok()) return InvalidField("address", address.status().message());
   const absl::Time now = absl::Now();
+  RETURN_IF_ERROR(CheckDemographics(request, now));
   const std::string& hospital = caller.organization.organization_id;
   v1::AuditEvent event;
   event.set_method("/medvault.v1.RegistryService/RegisterPatient");
@@ -249,6 +273,20 @@ absl::Status RegistryService::DoRegisterPatient(const Caller& caller,
                         "INSERT INTO patients (id, address, registered_at) VALUES (?, ?, ?)");
       RETURN_IF_ERROR(q.status());
       q.BindText(1, request.patient_id()).BindBlob(2, *address).Bind(3, DbTime(now));
+      RETURN_IF_ERROR(q.Step().status());
+    }
+    // What this hospital knows of the patient's year of birth and region
+    // replaces what an earlier one said (a patient moves).
+    if (request.birth_year() != 0) {
+      SqliteStatement q(db, RegistryDb::kOwner, "UPDATE patients SET birth_year = ? WHERE id = ?");
+      RETURN_IF_ERROR(q.status());
+      q.Bind(1, request.birth_year()).BindText(2, request.patient_id());
+      RETURN_IF_ERROR(q.Step().status());
+    }
+    if (!request.region().empty()) {
+      SqliteStatement q(db, RegistryDb::kOwner, "UPDATE patients SET region = ? WHERE id = ?");
+      RETURN_IF_ERROR(q.status());
+      q.BindText(1, request.region()).BindText(2, request.patient_id());
       RETURN_IF_ERROR(q.Step().status());
     }
     SqliteStatement care(db, RegistryDb::kOwner,

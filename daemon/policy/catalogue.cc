@@ -288,4 +288,6 @@ bool Catalogue::IsScalar(int attr) const {
   return t != AttributeDef::ENUM_SET && t != AttributeDef::STRING_SET;
 }
 
+bool Catalogue::IsConstant(int attr) const { return out_->attributes[attr].constant; }
+
 }  // namespace medvault::policy

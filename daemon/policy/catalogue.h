@@ -71,6 +71,8 @@ class Catalogue {
   std::string LiteralText(int attr, int64_t num, const std::string& str) const;
   // False for ENUM_SET and STRING_SET.
   bool IsScalar(int attr) const;
+  // True for an attribute declared with a constant value.
+  bool IsConstant(int attr) const;
 
  private:
   int AddAttribute(const std::string& name, AttrType type, int enum_id, bool constant);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -85,6 +86,8 @@ struct CompiledObligation {
   int id = -1;                 // index into CompiledPolicy::obligations
   bool has_within = false;
   int64_t within_micros = 0;
+  // ObligationRef.parameters: name and constant attribute id.
+  std::vector<std::pair<std::string, int>> parameters;
 };
 
 struct CompiledRule {

@@ -143,13 +143,20 @@ absl::Status CompileRequest(const CompiledPolicy& p, const v1::Request& r, Compi
 template <typename T>
 bool Order(v1::Op op, const T& a, const T& b) {
   switch (op) {
-    case v1::EQ: return a == b;
-    case v1::NE: return a != b;
-    case v1::LT: return a < b;
-    case v1::LE: return a <= b;
-    case v1::GT: return a > b;
-    case v1::GE: return a >= b;
-    default: return false;
+    case v1::EQ:
+      return a == b;
+    case v1::NE:
+      return a != b;
+    case v1::LT:
+      return a < b;
+    case v1::LE:
+      return a <= b;
+    case v1::GT:
+      return a > b;
+    case v1::GE:
+      return a >= b;
+    default:
+      return false;
   }
 }
 
@@ -203,8 +210,10 @@ bool Holds(const CompiledPolicy& p, const CondNode& n, const Facts& f) {
       __int128 age = static_cast<__int128>(now) - t.num;
       return Order(n.op, age, static_cast<__int128>(n.num));
     }
-    case CondNode::kPresent: return f.Get(n.attr).present;
-    case CondNode::kAbsent: return !f.Get(n.attr).present;
+    case CondNode::kPresent:
+      return f.Get(n.attr).present;
+    case CondNode::kAbsent:
+      return !f.Get(n.attr).present;
     case CondNode::kAll:
       for (const CondNode& c : n.children) {
         if (!Holds(p, c, f)) return false;
@@ -215,8 +224,10 @@ bool Holds(const CompiledPolicy& p, const CondNode& n, const Facts& f) {
         if (Holds(p, c, f)) return true;
       }
       return false;
-    case CondNode::kNot: return !Holds(p, n.children[0], f);
-    case CondNode::kRef: return Holds(p, p.definitions[n.ref], f);
+    case CondNode::kNot:
+      return !Holds(p, n.children[0], f);
+    case CondNode::kRef:
+      return Holds(p, p.definitions[n.ref], f);
   }
   return false;
 }
@@ -226,21 +237,65 @@ std::string FactText(const CompiledPolicy& p, int attr, const Fact& f) {
   if (!f.present) return absl::StrCat(a.name, " not given");
   std::string value;
   switch (a.type) {
-    case AttributeDef::BOOL: value = f.num ? "true" : "false"; break;
-    case AttributeDef::STRING: value = absl::StrCat("\"", f.str, "\""); break;
-    case AttributeDef::ENUM: value = p.enums[a.enum_id].values[f.num]; break;
-    case AttributeDef::TIME: value = FormatRfc3339(absl::FromUnixMicros(f.num)); break;
-    case AttributeDef::DURATION: value = absl::FormatDuration(absl::Microseconds(f.num)); break;
+    case AttributeDef::BOOL:
+      value = f.num ? "true" : "false";
+      break;
+    case AttributeDef::STRING:
+      value = absl::StrCat("\"", f.str, "\"");
+      break;
+    case AttributeDef::ENUM:
+      value = p.enums[a.enum_id].values[f.num];
+      break;
+    case AttributeDef::TIME:
+      value = FormatRfc3339(absl::FromUnixMicros(f.num));
+      break;
+    case AttributeDef::DURATION:
+      value = absl::FormatDuration(absl::Microseconds(f.num));
+      break;
     case AttributeDef::ENUM_SET: {
       std::vector<std::string> names;
       for (int64_t v : f.nums) names.push_back(p.enums[a.enum_id].values[v]);
       value = absl::StrCat("[", absl::StrJoin(names, ", "), "]");
       break;
     }
-    case AttributeDef::STRING_SET: value = absl::StrCat("[", absl::StrJoin(f.strs, ", "), "]"); break;
-    default: value = absl::StrCat(f.num);
+    case AttributeDef::STRING_SET:
+      value = absl::StrCat("[", absl::StrJoin(f.strs, ", "), "]");
+      break;
+    default:
+      value = absl::StrCat(f.num);
   }
   return absl::StrCat(a.name, " is ", value);
+}
+
+// A constant (ObligationRef.parameters) in its wire form: see
+// Obligation.parameters.
+v1::Value ConstantValue(const CompiledPolicy& p, int attr) {
+  const AttributeInfo& a = p.attributes[attr];
+  const Fact& f = p.constants[attr];
+  v1::Value v;
+  switch (a.type) {
+    case AttributeDef::BOOL:
+      v.set_bool_value(f.num != 0);
+      break;
+    case AttributeDef::INT:
+      v.set_int_value(f.num);
+      break;
+    case AttributeDef::STRING:
+      v.set_string_value(f.str);
+      break;
+    case AttributeDef::ENUM:
+      v.set_string_value(p.enums[a.enum_id].values[f.num]);
+      break;
+    case AttributeDef::TIME:
+      v.set_string_value(FormatRfc3339(absl::FromUnixMicros(f.num)));
+      break;
+    case AttributeDef::DURATION:
+      v.set_string_value(absl::FormatDuration(absl::Microseconds(f.num)));
+      break;
+    default:
+      break;  // sets are never constants
+  }
+  return v;
 }
 
 // The attributes `n` reads, through nested and named conditions, in order.
@@ -324,6 +379,9 @@ absl::StatusOr<v1::Decision> Decide(const CompiledPolicy& p, const v1::Request& 
         out->set_name(p.obligations[o.id]);
         out->set_rule_id(rule.id);
         if (o.has_within) out->set_due(FormatRfc3339(absl::FromUnixMicros(now + o.within_micros)));
+        for (const auto& [name, attr] : o.parameters) {
+          (*out->mutable_parameters())[name] = ConstantValue(p, attr);
+        }
       }
     }
   } else {

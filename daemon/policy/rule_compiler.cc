@@ -1,6 +1,7 @@
 #include "daemon/policy/rule_compiler.h"
 
 #include <algorithm>
+#include <map>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -163,6 +164,28 @@ bool RuleCompiler::CompileObligations(
     if (!refs[i].within().empty()) {
       co.has_within = ParseDurationText(refs[i].within(), o.Field("within"), &co.within_micros);
       ok &= co.has_within;
+    }
+    // Sorted by name, so that decisions list them in one order.
+    std::map<std::string, std::string> sorted(refs[i].parameters().begin(),
+                                              refs[i].parameters().end());
+    for (const auto& [name, attribute] : sorted) {
+      Where pw = o.Field(absl::StrCat("parameters[\"", name, "\"]"));
+      if (name.empty()) {
+        pw.Error("a parameter needs a name");
+        ok = false;
+        continue;
+      }
+      const int attr = catalogue_.Attribute(attribute, pw);
+      if (attr < 0) {
+        ok = false;
+        continue;
+      }
+      if (!catalogue_.IsConstant(attr)) {
+        pw.Error(absl::StrCat("\"", attribute, "\" is not a constant: a parameter names one"));
+        ok = false;
+        continue;
+      }
+      co.parameters.emplace_back(name, attr);
     }
     r->obligations.push_back(co);
   }

@@ -1,13 +1,17 @@
 // The research-statistics mechanisms (privacy.h): suppression below k that
-// draws no noise, the mechanisms' validation and scale, the budget, and the
-// Laplace and Gaussian draws checked against their distributions.
+// draws no noise, the mechanisms' validation and scale, and the exact
+// discrete samplers checked against their distributions (chi-square tests
+// that are shown to fail at the wrong scale).
 #include "daemon/gateway/privacy.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
+#include <limits>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,7 +21,6 @@
 namespace medvault::gateway::privacy {
 namespace {
 
-using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 MATCHER_P(StatusIs, code, "") { return arg.code() == code; }
@@ -27,187 +30,341 @@ class SeededRandom : public RandomSource {
  public:
   explicit SeededRandom(uint64_t seed) : engine_(seed) {}
 
-  double Uniform() override {
+  uint64_t Next64() override {
     ++calls_;
-    uint64_t bits = 0;
-    do {
-      bits = engine_() >> 11;
-    } while (bits == 0);
-    return static_cast<double>(bits) * 0x1p-53;
+    return engine_();
   }
 
-  int calls() const { return calls_; }
+  int64_t calls() const { return calls_; }
 
  private:
   std::mt19937_64 engine_;
-  int calls_ = 0;
+  int64_t calls_ = 0;
 };
 
-// Always returns the same value; counts its draws.
-class FixedRandom : public RandomSource {
+// A broken source: always the same bits.
+class ConstantRandom : public RandomSource {
  public:
-  explicit FixedRandom(double value) : value_(value) {}
-  double Uniform() override {
-    ++calls_;
-    return value_;
-  }
-  int calls() const { return calls_; }
+  explicit ConstantRandom(uint64_t bits) : bits_(bits) {}
+  uint64_t Next64() override { return bits_; }
 
  private:
-  double value_;
-  int calls_ = 0;
+  uint64_t bits_;
 };
 
 constexpr int kDraws = 200'000;
 
-Mechanism Laplace(double epsilon) {
-  return {.kind = Mechanism::kLaplace, .epsilon = epsilon, .delta = 0, .sensitivity = 1};
+Mechanism Laplace(int64_t epsilon_micros, int64_t max_contributions = 1) {
+  return {.kind = Mechanism::kLaplace,
+          .epsilon_micros = epsilon_micros,
+          .delta_femtos = 0,
+          .max_contributions = max_contributions};
 }
 
-Mechanism Gaussian(double epsilon, double delta) {
-  return {.kind = Mechanism::kGaussian, .epsilon = epsilon, .delta = delta, .sensitivity = 1};
+Mechanism Gaussian(int64_t epsilon_micros, int64_t delta_femtos, int64_t max_contributions = 1) {
+  return {.kind = Mechanism::kGaussian,
+          .epsilon_micros = epsilon_micros,
+          .delta_femtos = delta_femtos,
+          .max_contributions = max_contributions};
 }
 
-double LaplaceCdf(double x, double b) {
-  return x < 0 ? 0.5 * std::exp(x / b) : 1 - 0.5 * std::exp(-x / b);
-}
+// --- Statistics helpers -------------------------------------------------
 
-double NormalCdf(double x, double sigma) { return 0.5 * std::erfc(-x / (sigma * std::sqrt(2.0))); }
+// A distribution on the integers, tabulated on [low, low + p.size()) and
+// normalised numerically there (the mass outside is below 1e-15).
+struct Pmf {
+  int64_t low = 0;
+  std::vector<double> p;
+};
 
-// The Kolmogorov–Smirnov statistic of `draws` against `cdf`.
-double KsStatistic(std::vector<double> draws, const std::function<double(double)>& cdf) {
-  std::sort(draws.begin(), draws.end());
-  const double n = static_cast<double>(draws.size());
-  double d = 0;
-  for (size_t i = 0; i < draws.size(); ++i) {
-    const double f = cdf(draws[i]);
-    d = std::max({d, (static_cast<double>(i) + 1) / n - f, f - static_cast<double>(i) / n});
+Pmf Tabulate(const std::function<double(int64_t)>& weight, int64_t width) {
+  Pmf pmf{.low = -width, .p = {}};
+  double total = 0;
+  for (int64_t x = -width; x <= width; ++x) {
+    pmf.p.push_back(weight(x));
+    total += pmf.p.back();
   }
-  return d;
+  for (double& p : pmf.p) p /= total;
+  return pmf;
 }
 
-// The critical value of the KS statistic at the 0.1 % level, for large n.
-double KsCritical(size_t n) { return 1.95 / std::sqrt(static_cast<double>(n)); }
+// P(x) proportional to exp(-|x| / scale).
+Pmf LaplacePmf(double scale) {
+  return Tabulate(
+      [scale](int64_t x) { return std::exp(-std::fabs(static_cast<double>(x)) / scale); },
+      static_cast<int64_t>(40 * scale) + 10);
+}
 
-std::vector<double> Draw(const std::function<double()>& one) {
-  std::vector<double> draws(kDraws);
-  for (double& x : draws) x = one();
+// P(x) proportional to exp(-x^2 / (2 sigma^2)).
+Pmf GaussianPmf(double sigma2) {
+  return Tabulate(
+      [sigma2](int64_t x) { return std::exp(-static_cast<double>(x) * x / (2 * sigma2)); },
+      static_cast<int64_t>(12 * std::sqrt(sigma2)) + 10);
+}
+
+// Pearson's chi-square statistic of `draws` against `pmf`: every value whose
+// expected count is at least 5 is a bin of its own; the values below and
+// above them are pooled into two tail bins, each merged into its neighbour
+// if its expected count is still below 5.
+struct ChiSquare {
+  double statistic = 0;
+  int degrees_of_freedom = 0;
+};
+
+ChiSquare ChiSquareOf(const std::vector<int64_t>& draws, const Pmf& pmf) {
+  const double n = static_cast<double>(draws.size());
+  const auto size = static_cast<int64_t>(pmf.p.size());
+  int64_t first = 0;
+  while (n * pmf.p[first] < 5) ++first;
+  int64_t last = size - 1;
+  while (n * pmf.p[last] < 5) --last;
+
+  // Bin b covers values low + first - 1 + b, with bin 0 the whole lower tail
+  // and the last bin the whole upper tail.
+  std::vector<double> expected(last - first + 3, 0);
+  std::vector<double> observed(expected.size(), 0);
+  const auto bin_of = [&](int64_t index) {
+    return std::clamp<int64_t>(index - first + 1, 0, static_cast<int64_t>(expected.size()) - 1);
+  };
+  for (int64_t i = 0; i < size; ++i) expected[bin_of(i)] += n * pmf.p[i];
+  for (int64_t x : draws) observed[bin_of(x - pmf.low)] += 1;
+  if (expected.front() < 5) {
+    expected[1] += expected.front();
+    observed[1] += observed.front();
+    expected.erase(expected.begin());
+    observed.erase(observed.begin());
+  }
+  if (expected.back() < 5) {
+    expected[expected.size() - 2] += expected.back();
+    observed[observed.size() - 2] += observed.back();
+    expected.pop_back();
+    observed.pop_back();
+  }
+  ChiSquare result{.statistic = 0, .degrees_of_freedom = static_cast<int>(expected.size()) - 1};
+  for (size_t b = 0; b < expected.size(); ++b) {
+    result.statistic += (observed[b] - expected[b]) * (observed[b] - expected[b]) / expected[b];
+  }
+  return result;
+}
+
+// The chi-square critical value at the 0.1 % level (Wilson-Hilferty; within
+// 1.2 % of the exact value for 5 or more degrees of freedom).
+double ChiSquareCritical(int degrees_of_freedom) {
+  const double k = degrees_of_freedom;
+  const double z = 3.090232;  // the standard normal's 99.9 % quantile
+  const double c = 1 - 2 / (9 * k) + z * std::sqrt(2 / (9 * k));
+  return k * c * c * c;
+}
+
+struct Moments {
+  double mean = 0;
+  double variance = 0;
+  double fourth = 0;  // fourth central moment
+};
+
+Moments MomentsOf(const Pmf& pmf) {
+  Moments m;
+  const auto value = [&](size_t i) {
+    return static_cast<double>(pmf.low + static_cast<int64_t>(i));
+  };
+  for (size_t i = 0; i < pmf.p.size(); ++i) m.mean += pmf.p[i] * value(i);
+  for (size_t i = 0; i < pmf.p.size(); ++i) {
+    const double d = value(i) - m.mean;
+    m.variance += pmf.p[i] * d * d;
+    m.fourth += pmf.p[i] * d * d * d * d;
+  }
+  return m;
+}
+
+Moments SampleMoments(const std::vector<int64_t>& draws) {
+  Moments m;
+  for (int64_t x : draws) m.mean += static_cast<double>(x);
+  m.mean /= static_cast<double>(draws.size());
+  for (int64_t x : draws) {
+    const double d = static_cast<double>(x) - m.mean;
+    m.variance += d * d;
+  }
+  m.variance /= static_cast<double>(draws.size() - 1);
+  return m;
+}
+
+// The sample mean and variance of `draws` are within five standard errors
+// of those of `pmf`.
+void ExpectMomentsMatch(const std::vector<int64_t>& draws, const Pmf& pmf) {
+  const double n = static_cast<double>(draws.size());
+  const Moments want = MomentsOf(pmf);
+  const Moments got = SampleMoments(draws);
+  EXPECT_NEAR(got.mean, want.mean, 5 * std::sqrt(want.variance / n));
+  EXPECT_NEAR(got.variance, want.variance,
+              5 * std::sqrt((want.fourth - want.variance * want.variance) / n));
+}
+
+// The chi-square statistic of `draws` against `pmf`, minus its critical
+// value: negative when the fit is accepted.
+double ChiSquareMargin(const std::vector<int64_t>& draws, const Pmf& pmf) {
+  const ChiSquare chi = ChiSquareOf(draws, pmf);
+  EXPECT_GE(chi.degrees_of_freedom, 5);
+  return chi.statistic - ChiSquareCritical(chi.degrees_of_freedom);
+}
+
+std::vector<int64_t> Draw(int count, const std::function<int64_t()>& one) {
+  std::vector<int64_t> draws(count);
+  for (int64_t& x : draws) x = one();
   return draws;
-}
-
-double Mean(const std::vector<double>& xs) {
-  double sum = 0;
-  for (double x : xs) sum += x;
-  return sum / static_cast<double>(xs.size());
-}
-
-double Variance(const std::vector<double>& xs) {
-  const double mean = Mean(xs);
-  double sum = 0;
-  for (double x : xs) sum += (x - mean) * (x - mean);
-  return sum / static_cast<double>(xs.size() - 1);
 }
 
 // --- Release -----------------------------------------------------------
 
 // A cell below k is suppressed with value 0 and draws no noise at all.
 TEST(ReleaseTest, CellBelowKIsSuppressedAndDrawsNothing) {
-  SeededRandom random(1);
-  const std::vector<ReleasedCell> out =
-      Release({{.key = {"2024", "rare"}, .count = 4}}, 5, Laplace(0.5), random);
-  ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(out[0].key, (std::vector<std::string>{"2024", "rare"}));
-  EXPECT_TRUE(out[0].suppressed);
-  EXPECT_EQ(out[0].value, 0);
-  EXPECT_EQ(random.calls(), 0);
+  for (const Mechanism& mechanism : {Laplace(500'000), Gaussian(500'000, 1'000)}) {
+    SeededRandom random(1);
+    const std::vector<ReleasedCell> out =
+        Release({{.key = {"2024", "rare"}, .count = 4}}, 5, mechanism, random);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].key, (std::vector<std::string>{"2024", "rare"}));
+    EXPECT_TRUE(out[0].suppressed);
+    EXPECT_EQ(out[0].value, 0);
+    EXPECT_EQ(random.calls(), 0);
+  }
 }
 
 // The noise of later cells does not depend on a suppressed cell's count:
-// the same draws follow whether or not a suppressed cell came first.
+// the same values and draws follow whether or not a suppressed cell came
+// first.
 TEST(ReleaseTest, SuppressedCellDoesNotShiftLaterNoise) {
-  SeededRandom a(7);
-  SeededRandom b(7);
-  const std::vector<ReleasedCell> with =
-      Release({{.key = {"x"}, .count = 1}, {.key = {"y"}, .count = 100}}, 5, Laplace(0.5), a);
-  const std::vector<ReleasedCell> without =
-      Release({{.key = {"y"}, .count = 100}}, 5, Laplace(0.5), b);
-  ASSERT_EQ(with.size(), 2u);
-  ASSERT_EQ(without.size(), 1u);
-  EXPECT_EQ(with[1].value, without[0].value);
-  EXPECT_EQ(a.calls(), b.calls());
+  for (const Mechanism& mechanism : {Laplace(500'000), Gaussian(500'000, 1'000)}) {
+    SeededRandom a(7);
+    SeededRandom b(7);
+    const std::vector<ReleasedCell> with = Release(
+        {{.key = {"x"}, .count = 3}, {.key = {"y"}, .count = 100}, {.key = {"z"}, .count = 50}}, 5,
+        mechanism, a);
+    const std::vector<ReleasedCell> without =
+        Release({{.key = {"y"}, .count = 100}, {.key = {"z"}, .count = 50}}, 5, mechanism, b);
+    ASSERT_EQ(with.size(), 3u);
+    ASSERT_EQ(without.size(), 2u);
+    EXPECT_EQ(with[1].value, without[0].value);
+    EXPECT_EQ(with[2].value, without[1].value);
+    EXPECT_EQ(a.calls(), b.calls());
+  }
 }
 
-// A cell with count exactly k is released, drawing once (Laplace) or twice
-// (Gaussian), as an integer >= 0.
-TEST(ReleaseTest, CellAtKIsReleased) {
-  SeededRandom laplace_random(2);
-  const std::vector<ReleasedCell> laplace =
-      Release({{.key = {"a"}, .count = 5}}, 5, Laplace(0.5), laplace_random);
-  ASSERT_EQ(laplace.size(), 1u);
-  EXPECT_FALSE(laplace[0].suppressed);
-  EXPECT_EQ(laplace[0].value, std::round(laplace[0].value));
-  EXPECT_GE(laplace[0].value, 0);
-  EXPECT_EQ(laplace_random.calls(), 1);
-
-  SeededRandom gaussian_random(3);
-  const std::vector<ReleasedCell> gaussian =
-      Release({{.key = {"a"}, .count = 5}}, 5, Gaussian(0.5, 1e-6), gaussian_random);
-  ASSERT_EQ(gaussian.size(), 1u);
-  EXPECT_FALSE(gaussian[0].suppressed);
-  EXPECT_EQ(gaussian[0].value, std::round(gaussian[0].value));
-  EXPECT_EQ(gaussian_random.calls(), 2);
-}
-
-// Zero noise (u = 1/2) releases the true count; the order and keys of the
-// cells are kept.
-TEST(ReleaseTest, ZeroNoiseReleasesTrueCountInOrder) {
-  FixedRandom random(0.5);
-  const std::vector<ReleasedCell> out = Release(
-      {{.key = {"a"}, .count = 12}, {.key = {"b"}, .count = 2}, {.key = {"c"}, .count = 30}}, 10,
-      Laplace(1), random);
+// A cell with count exactly k is released, draws noise, and keeps its key
+// and place.
+TEST(ReleaseTest, CellAtKIsReleasedInOrder) {
+  SeededRandom random(2);
+  const std::vector<ReleasedCell> out =
+      Release({{.key = {"a"}, .count = 5}, {.key = {"b"}, .count = 2}, {.key = {"c"}, .count = 30}},
+              5, Laplace(500'000), random);
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0].key, std::vector<std::string>{"a"});
-  EXPECT_EQ(out[0].value, 12);
+  EXPECT_FALSE(out[0].suppressed);
+  EXPECT_GE(out[0].value, 0);
   EXPECT_TRUE(out[1].suppressed);
   EXPECT_EQ(out[2].key, std::vector<std::string>{"c"});
-  EXPECT_EQ(out[2].value, 30);
-  EXPECT_EQ(random.calls(), 2);
-}
-
-// Large negative noise is clamped at 0 rather than released as a negative
-// count.
-TEST(ReleaseTest, NegativeNoisyCountIsClampedAtZero) {
-  FixedRandom random(1e-12);  // Laplace noise of about -27.6 b.
-  const std::vector<ReleasedCell> out =
-      Release({{.key = {"a"}, .count = 5}}, 5, Laplace(0.5), random);
-  ASSERT_EQ(out.size(), 1u);
-  EXPECT_FALSE(out[0].suppressed);
-  EXPECT_EQ(out[0].value, 0);
+  EXPECT_FALSE(out[2].suppressed);
+  EXPECT_GT(random.calls(), 0);
 }
 
 // An invalid mechanism releases nothing and draws nothing.
 TEST(ReleaseTest, InvalidMechanismSuppressesEverything) {
-  SeededRandom random(4);
-  const std::vector<ReleasedCell> out =
-      Release({{.key = {"a"}, .count = 500}}, 5, Laplace(0), random);
-  ASSERT_EQ(out.size(), 1u);
-  EXPECT_TRUE(out[0].suppressed);
-  EXPECT_EQ(out[0].value, 0);
-  EXPECT_EQ(random.calls(), 0);
+  for (const Mechanism& mechanism : {Laplace(0), Gaussian(500'000, 0), Laplace(500'000, 0)}) {
+    SeededRandom random(4);
+    const std::vector<ReleasedCell> out =
+        Release({{.key = {"a"}, .count = 500}, {.key = {"b"}, .count = 9}}, 5, mechanism, random);
+    ASSERT_EQ(out.size(), 2u);
+    for (const ReleasedCell& cell : out) {
+      EXPECT_TRUE(cell.suppressed);
+      EXPECT_EQ(cell.value, 0);
+    }
+    EXPECT_EQ(random.calls(), 0);
+  }
+}
+
+// Small counts with large noise are clamped at 0, never released negative.
+TEST(ReleaseTest, NegativeNoisyCountsAreClampedAtZero) {
+  SeededRandom random(5);
+  const std::vector<Cell> cells(2'000, Cell{.key = {"a"}, .count = 1});
+  for (const Mechanism& mechanism : {Laplace(100'000), Gaussian(100'000, 1'000)}) {
+    const std::vector<ReleasedCell> out = Release(cells, 1, mechanism, random);
+    int zeros = 0;
+    for (const ReleasedCell& cell : out) {
+      ASSERT_FALSE(cell.suppressed);
+      ASSERT_GE(cell.value, 0);
+      zeros += cell.value == 0;
+    }
+    EXPECT_GT(zeros, 500);  // P(noise <= -1) is about 1/2 at these scales.
+  }
+}
+
+// A count near INT64_MAX saturates instead of overflowing (UBSan would
+// report a signed overflow).
+TEST(ReleaseTest, HugeCountSaturates) {
+  SeededRandom random(6);
+  const std::vector<Cell> cells(200, Cell{.key = {"a"}, .count = INT64_MAX - 1});
+  const std::vector<ReleasedCell> out = Release(cells, 1, Laplace(1'000'000), random);
+  for (const ReleasedCell& cell : out) EXPECT_GE(cell.value, INT64_MAX - 100);
+}
+
+// With large counts the released values are unbiased, with the variance of
+// the mechanism's documented scale: b = max_contributions / epsilon for
+// Laplace, sigma = Scale() (rounded up by at most a millionth) for Gaussian.
+TEST(ReleaseTest, LargeCountsHaveZeroMeanErrorAtTheDocumentedScale) {
+  constexpr int64_t kCount = 1'000'000'000;
+  const std::vector<Cell> cells(50'000, Cell{.key = {"a"}, .count = kCount});
+  const auto errors = [&](const Mechanism& mechanism, uint64_t seed) {
+    SeededRandom random(seed);
+    std::vector<int64_t> error;
+    for (const ReleasedCell& cell : Release(cells, 5, mechanism, random)) {
+      error.push_back(cell.value - kCount);
+    }
+    return error;
+  };
+
+  const Mechanism laplace = Laplace(500'000, 3);  // b = 6
+  ASSERT_DOUBLE_EQ(laplace.Scale(), 6);
+  ExpectMomentsMatch(errors(laplace, 10), LaplacePmf(6));
+
+  const Mechanism gaussian = Gaussian(500'000, 1'000'000'000, 4);  // delta = 1e-6
+  const double sigma = gaussian.Scale();
+  ASSERT_NEAR(sigma, 2 * std::sqrt(2 * std::log(1.25e6)) / 0.5, 1e-9);
+  ExpectMomentsMatch(errors(gaussian, 11), GaussianPmf(sigma * sigma));
+}
+
+// The extreme valid mechanisms (smallest epsilon, smallest delta, most
+// contributions; largest epsilon) stay within the samplers' bounds.
+TEST(ReleaseTest, ExtremeValidMechanismsRelease) {
+  SeededRandom random(12);
+  const std::vector<Cell> cells(100, Cell{.key = {"a"}, .count = 10});
+  for (const Mechanism& mechanism :
+       {Laplace(1, kMaxContributions), Laplace(INT64_MAX, 1), Gaussian(1, 1, kMaxContributions),
+        Gaussian(kEpsilonUnit - 1, kDeltaUnit - 1, 1)}) {
+    ASSERT_TRUE(mechanism.Validate().ok());
+    for (const ReleasedCell& cell : Release(cells, 1, mechanism, random)) {
+      EXPECT_FALSE(cell.suppressed);
+      EXPECT_GE(cell.value, 0);
+    }
+  }
+  // Noise of scale ~0 leaves the count alone.
+  for (const ReleasedCell& cell : Release(cells, 1, Laplace(INT64_MAX, 1), random)) {
+    EXPECT_EQ(cell.value, 10);
+  }
 }
 
 // --- Mechanism ---------------------------------------------------------
 
 // Valid mechanisms pass, and their scales follow the documented formulas.
 TEST(MechanismTest, ValidMechanismsAndScales) {
-  EXPECT_TRUE(Laplace(0.5).Validate().ok());
-  EXPECT_DOUBLE_EQ(Laplace(0.5).Scale(), 2);
-  Mechanism m = Laplace(0.25);
-  m.sensitivity = 3;
-  EXPECT_DOUBLE_EQ(m.Scale(), 12);
+  EXPECT_TRUE(Laplace(500'000).Validate().ok());
+  EXPECT_DOUBLE_EQ(Laplace(500'000).Scale(), 2);
+  EXPECT_DOUBLE_EQ(Laplace(250'000, 3).Scale(), 12);
+  EXPECT_TRUE(Laplace(5 * kEpsilonUnit, kMaxContributions).Validate().ok());
 
-  EXPECT_TRUE(Gaussian(0.5, 1e-5).Validate().ok());
-  EXPECT_DOUBLE_EQ(Gaussian(0.5, 1e-5).Scale(), std::sqrt(2 * std::log(1.25 / 1e-5)) / 0.5);
+  EXPECT_TRUE(Gaussian(500'000, 10'000'000'000).Validate().ok());  // delta = 1e-5
+  EXPECT_DOUBLE_EQ(Gaussian(500'000, 10'000'000'000).Scale(),
+                   std::sqrt(2 * std::log(1.25 / 1e-5)) / 0.5);
+  EXPECT_DOUBLE_EQ(Gaussian(500'000, 10'000'000'000, 9).Scale(),
+                   3 * std::sqrt(2 * std::log(1.25 / 1e-5)) / 0.5);
 }
 
 // Each bad member is refused with INVALID_ARGUMENT naming it.
@@ -217,156 +374,205 @@ TEST(MechanismTest, ValidateNamesTheBadMember) {
     EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument)) << member;
     EXPECT_THAT(std::string(status.message()), StartsWith(member));
   };
-  expect_bad(Laplace(0), "epsilon");
-  expect_bad(Laplace(-1), "epsilon");
-  expect_bad(Laplace(INFINITY), "epsilon");
-  expect_bad(Laplace(NAN), "epsilon");
-  expect_bad(Gaussian(1, 1e-5), "epsilon");  // The analytic bound needs epsilon < 1.
-  expect_bad(Gaussian(2, 1e-5), "epsilon");
-
-  Mechanism laplace_delta = Laplace(1);
-  laplace_delta.delta = 1e-6;
-  expect_bad(laplace_delta, "delta");
-  expect_bad(Gaussian(0.5, 0), "delta");
-  expect_bad(Gaussian(0.5, 1), "delta");
-  expect_bad(Gaussian(0.5, -0.1), "delta");
-  expect_bad(Gaussian(0.5, NAN), "delta");
-
-  for (double sensitivity : {0.0, -1.0, static_cast<double>(INFINITY)}) {
-    Mechanism m = Laplace(1);
-    m.sensitivity = sensitivity;
-    expect_bad(m, "sensitivity");
-  }
-
-  Mechanism kind = Laplace(1);
+  Mechanism kind = Laplace(500'000);
   kind.kind = static_cast<Mechanism::Kind>(7);
   expect_bad(kind, "kind");
+
+  expect_bad(Laplace(0), "epsilon_micros");
+  expect_bad(Laplace(-1), "epsilon_micros");
+  expect_bad(Gaussian(0, 1'000), "epsilon_micros");
+  expect_bad(Gaussian(kEpsilonUnit, 1'000), "epsilon_micros");  // The bound needs epsilon < 1.
+  expect_bad(Gaussian(2 * kEpsilonUnit, 1'000), "epsilon_micros");
+
+  Mechanism laplace_delta = Laplace(500'000);
+  laplace_delta.delta_femtos = 1;
+  expect_bad(laplace_delta, "delta_femtos");
+  expect_bad(Gaussian(500'000, 0), "delta_femtos");
+  expect_bad(Gaussian(500'000, -1), "delta_femtos");
+  expect_bad(Gaussian(500'000, kDeltaUnit), "delta_femtos");
+
+  for (int64_t contributions : {int64_t{0}, int64_t{-1}, kMaxContributions + 1}) {
+    expect_bad(Laplace(500'000, contributions), "max_contributions");
+    expect_bad(Gaussian(500'000, 1'000, contributions), "max_contributions");
+  }
 }
 
-// --- PrivacyBudget -----------------------------------------------------
+// --- Samplers ----------------------------------------------------------
 
-// Spending within the budget succeeds and is subtracted.
-TEST(PrivacyBudgetTest, SpendsWithinBudget) {
-  PrivacyBudget budget(1.0, 1e-5);
-  ASSERT_TRUE(budget.Spend(0.4, 1e-6).ok());
-  EXPECT_DOUBLE_EQ(budget.remaining_epsilon(), 0.6);
-  EXPECT_DOUBLE_EQ(budget.remaining_delta(), 9e-6);
+// UniformBelow is unbiased (chi-square over 6 and over 10 values), draws
+// nothing for n = 1, and stays below n at the top of the range.
+TEST(UniformBelowTest, IsUnbiased) {
+  SeededRandom random(20);
+  for (uint64_t n : {uint64_t{6}, uint64_t{10}}) {
+    constexpr int kN = 60'000;
+    std::vector<double> counts(n, 0);
+    for (int i = 0; i < kN; ++i) {
+      const uint64_t x = UniformBelow(n, random);
+      ASSERT_LT(x, n);
+      counts[x] += 1;
+    }
+    const double expected = static_cast<double>(kN) / static_cast<double>(n);
+    double chi = 0;
+    for (double c : counts) chi += (c - expected) * (c - expected) / expected;
+    // Critical values at 0.1 % for 5 and 9 degrees of freedom.
+    EXPECT_LT(chi, n == 6 ? 20.515 : 27.877) << n;
+  }
+
+  const int64_t before = random.calls();
+  EXPECT_EQ(UniformBelow(1, random), 0u);
+  EXPECT_EQ(random.calls(), before);
+
+  for (uint64_t n : {(uint64_t{1} << 63) + 1, std::numeric_limits<uint64_t>::max()}) {
+    for (int i = 0; i < 1000; ++i) ASSERT_LT(UniformBelow(n, random), n);
+  }
 }
 
-// Once the budget would be exceeded, Spend refuses, names what is left and
-// spends nothing; further spending that fits still works, then it runs out.
-TEST(PrivacyBudgetTest, RunsOutAndRefusesWithoutSpending) {
-  PrivacyBudget budget(1.0, 1e-5);
-  ASSERT_TRUE(budget.Spend(0.7, 0).ok());
-  const absl::Status refused = budget.Spend(0.5, 0);
-  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted));
-  EXPECT_THAT(std::string(refused.message()), HasSubstr("remaining epsilon 0.3"));
-  EXPECT_DOUBLE_EQ(budget.remaining_epsilon(), 0.3);
-  EXPECT_DOUBLE_EQ(budget.remaining_delta(), 1e-5);
-
-  // Delta over, epsilon fine: still refused and nothing spent.
-  EXPECT_THAT(budget.Spend(0.1, 2e-5), StatusIs(absl::StatusCode::kResourceExhausted));
-  EXPECT_DOUBLE_EQ(budget.remaining_epsilon(), 0.3);
-
-  ASSERT_TRUE(budget.Spend(0.3, 1e-5).ok());
-  EXPECT_EQ(budget.remaining_epsilon(), 0);
-  EXPECT_EQ(budget.remaining_delta(), 0);
-  EXPECT_THAT(budget.Spend(1e-6, 0), StatusIs(absl::StatusCode::kResourceExhausted));
+// Bernoulli(exp(-gamma)) comes out true with frequency exp(-gamma), within
+// five standard errors, for integer, fractional and mixed gamma.
+TEST(BernoulliExpTest, FrequencyMatchesExpMinusGamma) {
+  SeededRandom random(21);
+  constexpr int kN = 100'000;
+  struct Gamma {
+    int64_t numerator;
+    int64_t denominator;
+  };
+  for (const Gamma g : {Gamma{1, 3}, Gamma{1, 1}, Gamma{7, 10}, Gamma{5, 2}, Gamma{40, 7}}) {
+    int hits = 0;
+    for (int i = 0; i < kN; ++i) hits += BernoulliExp(g.numerator, g.denominator, random);
+    const double p = std::exp(-static_cast<double>(g.numerator) / g.denominator);
+    EXPECT_NEAR(static_cast<double>(hits) / kN, p, 5 * std::sqrt(p * (1 - p) / kN))
+        << g.numerator << "/" << g.denominator;
+  }
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(BernoulliExp(0, 5, random));  // exp(0) = 1
 }
 
-// Floating-point sums that equal the total (0.1 + 0.1 + 0.1 for 0.3) are
-// not refused for rounding.
-TEST(PrivacyBudgetTest, RoundingDoesNotRefuseExactSpend) {
-  PrivacyBudget budget(0.3, 0);
-  EXPECT_TRUE(budget.Spend(0.1, 0).ok());
-  EXPECT_TRUE(budget.Spend(0.1, 0).ok());
-  EXPECT_TRUE(budget.Spend(0.1, 0).ok());
-  EXPECT_EQ(budget.remaining_epsilon(), 0);
+// Discrete Laplace draws at a rational scale fit exp(-|x| / t) (chi-square
+// at the 0.1 % level) with the PMF's mean and variance; at a scale below 1
+// too.
+TEST(DiscreteLaplaceTest, MatchesItsPmf) {
+  SeededRandom random(22);
+  const std::vector<int64_t> draws = Draw(kDraws, [&] { return DiscreteLaplace(7, 2, random); });
+  EXPECT_LT(ChiSquareMargin(draws, LaplacePmf(3.5)), 0);
+  ExpectMomentsMatch(draws, LaplacePmf(3.5));
+
+  const std::vector<int64_t> narrow =
+      Draw(kDraws / 4, [&] { return DiscreteLaplace(2, 5, random); });
+  EXPECT_LT(ChiSquareMargin(narrow, LaplacePmf(0.4)), 0);
+  ExpectMomentsMatch(narrow, LaplacePmf(0.4));
+
+  // Terms near 2^62: 3.5 + 1e-18, no small-number shortcut.
+  const std::vector<int64_t> large_terms = Draw(kDraws / 4, [&] {
+    return DiscreteLaplace(3'500'000'000'000'000'001, 1'000'000'000'000'000'000, random);
+  });
+  EXPECT_LT(ChiSquareMargin(large_terms, LaplacePmf(3.5)), 0);
 }
 
-// Negative or non-finite amounts are INVALID_ARGUMENT and spend nothing.
-TEST(PrivacyBudgetTest, RefusesBadAmounts) {
-  PrivacyBudget budget(1.0, 1e-5);
-  EXPECT_THAT(budget.Spend(-0.1, 0), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(budget.Spend(NAN, 0), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(budget.Spend(0.1, -1e-6), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_DOUBLE_EQ(budget.remaining_epsilon(), 1.0);
-  EXPECT_DOUBLE_EQ(budget.remaining_delta(), 1e-5);
+// The chi-square check can fail: draws at twice the scale are rejected
+// against the PMF of the intended scale.
+TEST(DiscreteLaplaceTest, WrongScaleFailsTheChiSquareTest) {
+  SeededRandom random(23);
+  const std::vector<int64_t> draws = Draw(kDraws, [&] { return DiscreteLaplace(7, 1, random); });
+  EXPECT_GT(ChiSquareMargin(draws, LaplacePmf(3.5)), 0);
 }
 
-// A budget constructed with a bad total allows nothing.
-TEST(PrivacyBudgetTest, BadTotalAllowsNothing) {
-  PrivacyBudget budget(NAN, -1);
-  EXPECT_EQ(budget.remaining_epsilon(), 0);
-  EXPECT_EQ(budget.remaining_delta(), 0);
-  EXPECT_THAT(budget.Spend(0.01, 0), StatusIs(absl::StatusCode::kResourceExhausted));
+// Discrete Gaussian draws at a rational sigma^2 fit exp(-x^2 / (2 sigma^2))
+// (chi-square at the 0.1 % level) with the PMF's mean and variance; with
+// terms large enough that exp(-gamma) needs 128-bit uniform draws; and at
+// sigma < 1, where Algorithm 3 uses t = 1.
+TEST(DiscreteGaussianTest, MatchesItsPmf) {
+  SeededRandom random(24);
+  const std::vector<int64_t> draws = Draw(kDraws, [&] { return DiscreteGaussian(21, 2, random); });
+  EXPECT_LT(ChiSquareMargin(draws, GaussianPmf(10.5)), 0);
+  ExpectMomentsMatch(draws, GaussianPmf(10.5));
+
+  // sigma^2 = 10.5 + 1e-12: gamma's denominator 2 n d t^2 is about 3e24.
+  const std::vector<int64_t> large_terms = Draw(
+      kDraws / 4, [&] { return DiscreteGaussian(10'500'000'000'001, 1'000'000'000'000, random); });
+  EXPECT_LT(ChiSquareMargin(large_terms, GaussianPmf(10.5)), 0);
+
+  const std::vector<int64_t> narrow =
+      Draw(kDraws / 4, [&] { return DiscreteGaussian(1, 3, random); });
+  const Pmf narrow_pmf = GaussianPmf(1.0 / 3);
+  ExpectMomentsMatch(narrow, narrow_pmf);
+  // Too few values have an expected count >= 5 for the chi-square test
+  // above; compare the frequencies of 0 and +-1 instead.
+  for (int64_t x : {-1, 0, 1}) {
+    const double p = narrow_pmf.p[x - narrow_pmf.low];
+    const double n = static_cast<double>(narrow.size());
+    EXPECT_NEAR(static_cast<double>(std::count(narrow.begin(), narrow.end(), x)) / n, p,
+                5 * std::sqrt(p * (1 - p) / n))
+        << x;
+  }
 }
 
-// --- Noise distributions -----------------------------------------------
-
-// Laplace draws follow the Laplace(0, b) CDF (KS at the 0.1 % level), with
-// mean 0 and variance 2 b^2 within five standard errors.
-TEST(NoiseTest, LaplaceMatchesItsDistribution) {
-  const double b = 2.0;
-  SeededRandom random(42);
-  const std::vector<double> draws = Draw([&] { return LaplaceNoise(b, random); });
-  EXPECT_EQ(random.calls(), kDraws);
-
-  EXPECT_LT(KsStatistic(draws, [b](double x) { return LaplaceCdf(x, b); }), KsCritical(kDraws));
-  const double n = kDraws;
-  // Var(X) = 2 b^2; the fourth central moment is 24 b^4, so the sample
-  // variance has standard error b^2 sqrt(20 / n).
-  EXPECT_NEAR(Mean(draws), 0, 5 * std::sqrt(2 * b * b / n));
-  EXPECT_NEAR(Variance(draws), 2 * b * b, 5 * b * b * std::sqrt(20 / n));
+// The chi-square check can fail: draws at twice sigma are rejected against
+// the PMF of the intended sigma.
+TEST(DiscreteGaussianTest, WrongScaleFailsTheChiSquareTest) {
+  SeededRandom random(25);
+  const std::vector<int64_t> draws =
+      Draw(kDraws, [&] { return DiscreteGaussian(4 * 21, 2, random); });
+  EXPECT_GT(ChiSquareMargin(draws, GaussianPmf(10.5)), 0);
 }
 
-// Gaussian draws follow the Normal(0, sigma^2) CDF (KS at the 0.1 % level),
-// with mean 0 and variance sigma^2 within five standard errors.
-TEST(NoiseTest, GaussianMatchesItsDistribution) {
-  const double sigma = 3.0;
-  SeededRandom random(43);
-  const std::vector<double> draws = Draw([&] { return GaussianNoise(sigma, random); });
-  EXPECT_EQ(random.calls(), 2 * kDraws);
-
-  EXPECT_LT(KsStatistic(draws, [sigma](double x) { return NormalCdf(x, sigma); }),
-            KsCritical(kDraws));
-  const double n = kDraws;
-  // The sample variance of a normal has standard error sigma^2 sqrt(2 / n).
-  EXPECT_NEAR(Mean(draws), 0, 5 * sigma / std::sqrt(n));
-  EXPECT_NEAR(Variance(draws), sigma * sigma, 5 * sigma * sigma * std::sqrt(2 / n));
+// Parameters outside the documented range are refused by aborting, not
+// sampled with overflowing arithmetic.
+TEST(SamplerDeathTest, RefusesParametersOutOfRange) {
+  SeededRandom random(26);
+  EXPECT_DEATH(UniformBelow(0, random), "n must be >= 1");
+  EXPECT_DEATH(BernoulliExp(-1, 1, random), "gamma");
+  EXPECT_DEATH(BernoulliExp(1, 0, random), "gamma");
+  EXPECT_DEATH(DiscreteLaplace(0, 1, random), "scale");
+  EXPECT_DEATH(DiscreteLaplace(1, 0, random), "scale");
+  EXPECT_DEATH(DiscreteLaplace(kMaxLaplaceScale + 1, 1, random), "scale");
+  EXPECT_DEATH(DiscreteGaussian(0, 1, random), "sigma");
+  EXPECT_DEATH(DiscreteGaussian(kMaxSigma2Term + 1, 1, random), "sigma");
+  EXPECT_DEATH(DiscreteGaussian(1, kMaxSigma2Term + 1, random), "sigma");
 }
 
-// The KS check can fail: draws at twice the scale are rejected against the
-// CDF of the intended scale, for both mechanisms.
-TEST(NoiseTest, WrongScaleFailsTheKsCheck) {
-  const double b = 2.0;
-  SeededRandom laplace_random(44);
-  const std::vector<double> laplace = Draw([&] { return LaplaceNoise(2 * b, laplace_random); });
-  EXPECT_GT(KsStatistic(laplace, [b](double x) { return LaplaceCdf(x, b); }), KsCritical(kDraws));
+// The largest allowed parameters sample without overflow.
+TEST(SamplerTest, LargestParametersSample) {
+  SeededRandom random(27);
+  for (int i = 0; i < 100; ++i) {
+    const int64_t wide = DiscreteLaplace(kMaxLaplaceScale, 1, random);
+    EXPECT_LT(std::abs(wide), kMaxLaplaceScale * 64);
+    EXPECT_EQ(DiscreteLaplace(1, INT64_MAX, random), 0);
+    const int64_t gaussian = DiscreteGaussian(kMaxSigma2Term, 1, random);
+    EXPECT_LT(std::abs(gaussian), int64_t{1} << 35);  // sigma = 2^28.5; 2^35 is 90 sigma
+    EXPECT_EQ(DiscreteGaussian(1, kMaxSigma2Term, random), 0);
+    const int64_t one = DiscreteGaussian(kMaxSigma2Term, kMaxSigma2Term, random);
+    EXPECT_LT(std::abs(one), 20);
+  }
+}
 
-  const double sigma = 3.0;
-  SeededRandom gaussian_random(45);
-  const std::vector<double> gaussian =
-      Draw([&] { return GaussianNoise(2 * sigma, gaussian_random); });
-  EXPECT_GT(KsStatistic(gaussian, [sigma](double x) { return NormalCdf(x, sigma); }),
-            KsCritical(kDraws));
+// A broken source makes the samplers abort instead of looping forever or
+// returning noise.
+TEST(SamplerDeathTest, BrokenSourceAborts) {
+  ConstantRandom zeros(0);
+  ConstantRandom ones(~uint64_t{0});
+  EXPECT_DEATH(DiscreteLaplace(3, 1, zeros), "random source is broken");
+  EXPECT_DEATH(DiscreteGaussian(3, 1, zeros), "random source is broken");
+  EXPECT_DEATH(UniformBelow(3, ones), "random source is broken");
 }
 
 // --- SecureRandom ------------------------------------------------------
 
-// SecureRandom stays in the open interval (0, 1) and has mean 1/2 within
-// five standard errors.
-TEST(SecureRandomTest, OpenIntervalAndMeanOneHalf) {
-  constexpr int kN = 100'000;
+// SecureRandom returns varying values: no repeats among a thousand, and
+// every bit position takes both values.
+TEST(SecureRandomTest, ReturnsVaryingValues) {
   SecureRandom random;
-  double sum = 0;
-  for (int i = 0; i < kN; ++i) {
-    const double u = random.Uniform();
-    ASSERT_GT(u, 0.0);
-    ASSERT_LT(u, 1.0);
-    sum += u;
+  std::set<uint64_t> seen;
+  uint64_t any = 0;
+  uint64_t all = ~uint64_t{0};
+  for (int i = 0; i < 1000; ++i) {
+    const uint64_t x = random.Next64();
+    seen.insert(x);
+    any |= x;
+    all &= x;
   }
-  EXPECT_NEAR(sum / kN, 0.5, 5 * std::sqrt(1.0 / 12 / kN));
+  EXPECT_EQ(seen.size(), 1000u);
+  EXPECT_EQ(any, ~uint64_t{0});
+  EXPECT_EQ(all, 0u);
+  EXPECT_NE(DiscreteLaplace(1'000'000, 1, random), DiscreteLaplace(1'000'000, 1, random));
 }
 
 }  // namespace

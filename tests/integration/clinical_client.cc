@@ -64,6 +64,25 @@ std::unique_ptr<v1::RecordService::Stub> GatewayTest::Records(const As& as) cons
   return v1::RecordService::NewStub(
       GatewayChannel(gateway_address(), ca_cert(), pki() + "/" + as.cert));
 }
+std::vector<v1::AuditEvent> GatewayTest::AuditEvents(const As& reader) const {
+  auto audit = v1::AuditService::NewStub(
+      GatewayChannel(gateway_address(), ca_cert(), pki() + "/" + reader.cert));
+  std::vector<v1::AuditEvent> events;
+  for (uint64_t start = 0;; start += 1000) {
+    v1::GetEntriesRequest request;
+    request.set_start(start);
+    request.set_count(1000);
+    v1::GetEntriesResponse response;
+    grpc::Status s = audit->GetEntries(Context(reader).get(), request, &response);
+    if (!s.ok() || response.entries().empty()) break;
+    for (const auto& e : response.entries()) {
+      v1::AuditEvent event;
+      EXPECT_TRUE(event.ParseFromString(e.leaf()));
+      events.push_back(event);
+    }
+  }
+  return events;
+}
 std::unique_ptr<v1::AccessService::Stub> GatewayTest::Access(const As& as) const {
   return v1::AccessService::NewStub(
       GatewayChannel(gateway_address(), ca_cert(), pki() + "/" + as.cert));

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "medvault/v1/access.grpc.pb.h"
+#include "medvault/v1/audit.grpc.pb.h"
 #include "medvault/v1/consent.grpc.pb.h"
 #include "medvault/v1/disputes.grpc.pb.h"
 #include "medvault/v1/records.grpc.pb.h"
@@ -56,6 +57,10 @@ class GatewayTest : public Fleet {
   std::unique_ptr<grpc::ClientContext> Context(const As& as) const {
     return ActingAs(as.acting, as.id);
   }
+  // Every event of the audit log, read through AuditService as `reader`
+  // (a compliance or regulator certificate); a test failure for an entry
+  // that does not parse.
+  std::vector<v1::AuditEvent> AuditEvents(const As& reader) const;
 
   // --- Registration ---
   // As the regulator (pki/regulator).

@@ -34,35 +34,35 @@ TEST_F(policy_fleet, SighupReloadsKeepingTheLastGoodBundle) {
   const std::string bundle = dir() + "/policy-bundle";
   CommandResult info = RunCtl({"policy", "info"});
   ASSERT_EQ(info.exit_code, 0) << info.output;
-  EXPECT_THAT(info.output, HasSubstr("version:   1"));
+  EXPECT_THAT(info.output, HasSubstr("version:   2"));
 
   absl::StatusOr<pid_t> pid = ChildPid(Role::kPolicy);
   MEDVAULT_ASSERT_OK(pid);
 
-  // One byte of a signed file changed: refused, version 1 still served.
+  // One byte of a signed file changed: refused, version 2 still served.
   const std::string licence = bundle + "/licence.textproto";
   const std::string original = Slurp(licence);
   std::ofstream(licence, std::ios::trunc) << original << "\n# altered\n";
   ASSERT_EQ(kill(*pid, SIGHUP), 0);
   MEDVAULT_ASSERT_OK(WaitForLogLine({"policy.reload_refused"}, absl::Seconds(10)));
   info = RunCtl({"policy", "info"});
-  EXPECT_THAT(info.output, HasSubstr("version:   1"));
+  EXPECT_THAT(info.output, HasSubstr("version:   2"));
   EXPECT_THAT(info.output, HasSubstr("last load refused"));
 
-  // Version 2 signed with the regulator's (development) key: loaded.
+  // Version 3 signed with the regulator's (development) key: loaded.
   std::ofstream(licence, std::ios::trunc) << original;
   const std::string manifest = bundle + "/manifest.textproto";
   std::string text = Slurp(manifest);
-  ASSERT_THAT(text, HasSubstr("version: 1\n"));
-  absl::StrReplaceAll({{"version: 1\n", "version: 2\n"}}, &text);
+  ASSERT_THAT(text, HasSubstr("version: 2\n"));
+  absl::StrReplaceAll({{"version: 2\n", "version: 3\n"}}, &text);
   std::ofstream(manifest, std::ios::trunc) << text;
   CommandResult sign =
       RunCtl({"policy", "sign", bundle, "--key", dir() + "/regulator/policy-regulator.key"});
   ASSERT_EQ(sign.exit_code, 0) << sign.output;
   ASSERT_EQ(kill(*pid, SIGHUP), 0);
-  MEDVAULT_ASSERT_OK(WaitForLogLine({"policy.bundle_loaded", "version=2"}, absl::Seconds(10)));
+  MEDVAULT_ASSERT_OK(WaitForLogLine({"policy.bundle_loaded", "version=3"}, absl::Seconds(10)));
   info = RunCtl({"policy", "info"});
-  EXPECT_THAT(info.output, HasSubstr("version:   2"));
+  EXPECT_THAT(info.output, HasSubstr("version:   3"));
 
   // The process was not restarted by any of this.
   absl::StatusOr<pid_t> after = ChildPid(Role::kPolicy);

@@ -14,8 +14,8 @@
 namespace medvault::policy {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::BundleDir;
+using ::testing::HasSubstr;
 using testing::KeyPair;
 using testing::NewKey;
 using testing::ReadAll;
@@ -49,7 +49,7 @@ TEST_P(SignedBundleTest, SignedBundleLoads) {
   Sign(dir, key);
   auto p = LoadSignedBundle(dir.path(), key.public_pem, kNow);
   ASSERT_TRUE(p.ok()) << p.status();
-  EXPECT_EQ((*p)->version, 1u);
+  EXPECT_EQ((*p)->version, 2u);
   EXPECT_EQ((*p)->bundle_hash_hex.size(), 64u);
 }
 
@@ -183,7 +183,7 @@ TEST(PolicyEngineTest, ReloadKeepsLastGoodBundle) {
   ASSERT_TRUE(engine.Reload(kNow).ok());
   auto good = engine.Current();
 
-  SetVersion(dir, 2);  // not re-signed: the signature no longer verifies
+  SetVersion(dir, 3);  // not re-signed: the signature no longer verifies
   EXPECT_EQ(engine.Reload(kNow).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(engine.Current(), good);
 
@@ -198,15 +198,15 @@ TEST(PolicyEngineTest, ReloadKeepsLastGoodBundle) {
   EXPECT_EQ(engine.Current(), good);
 
   BundleDir fixed;
-  SetVersion(fixed, 2);
+  SetVersion(fixed, 3);
   Sign(fixed, key);
   PolicyEngine engine2(fixed.path(), key.public_pem);
   ASSERT_TRUE(engine2.Reload(kNow).ok());
-  EXPECT_EQ(engine2.Current()->version, 2u);
+  EXPECT_EQ(engine2.Current()->version, 3u);
 }
 
 // Evaluations running while reloads swap the bundle finish on the snapshot
-// they took: a snapshot taken before a reload still decides as version 1
+// they took: a snapshot taken before a reload still decides as version 2
 // after it, and concurrent readers always see a whole bundle.
 TEST(PolicyEngineTest, InFlightEvaluationsFinishOnTheirBundle) {
   BundleDir dir;
@@ -233,7 +233,7 @@ TEST(PolicyEngineTest, InFlightEvaluationsFinishOnTheirBundle) {
       ++decided;
     }
   });
-  for (int version = 2; version <= 4; ++version) {
+  for (int version = 3; version <= 5; ++version) {
     SetVersion(dir, version);
     Sign(dir, key);
     auto r = engine.Reload(kNow);
@@ -244,8 +244,8 @@ TEST(PolicyEngineTest, InFlightEvaluationsFinishOnTheirBundle) {
   reader.join();
   auto d = Evaluate(*in_flight, request);
   ASSERT_TRUE(d.ok());
-  EXPECT_EQ(d->policy_version(), 1u);
-  EXPECT_EQ(engine.Current()->version, 4u);
+  EXPECT_EQ(d->policy_version(), 2u);
+  EXPECT_EQ(engine.Current()->version, 5u);
   EXPECT_EQ(bad, 0);
   EXPECT_GT(decided, 0);
 }

@@ -62,7 +62,7 @@ TEST(EvaluatorTest, DefaultDeny) {
   EXPECT_EQ(d->effect(), v1::DENY);
   EXPECT_TRUE(d->rule_ids().empty());
   EXPECT_THAT(d->explanation(), HasSubstr("denied by default"));
-  EXPECT_EQ(d->policy_version(), 1u);
+  EXPECT_EQ(d->policy_version(), 2u);
 }
 
 // An allow carries the rule, its obligations with due times, the version.
@@ -80,6 +80,32 @@ TEST(EvaluatorTest, AllowCarriesObligations) {
   EXPECT_EQ(d->explanation(),
             "allowed by emergency.break_glass: a licensed practitioner of a registered hospital "
             "reads without a grant in an emergency, stating a reason");
+}
+
+// An obligation's parameters carry the constants they name, typed: the
+// privacy a research answer is released with.
+TEST(EvaluatorTest, ObligationParametersCarryConstants) {
+  v1::Request r;
+  r.set_action("stats.query");
+  r.set_role("RESEARCHER");
+  r.set_time("2026-06-01T12:00:00Z");
+  SetFact(r, "actor.id", "institute-1");
+  SetFact(r, "request.purpose", "RESEARCH");
+  (*r.mutable_facts())["actor.organization_registered"].set_bool_value(true);
+  (*r.mutable_facts())["query.dimensions"].mutable_list_value()->add_values("AGE_BAND");
+  (*r.mutable_facts())["query.categories"].mutable_list_value()->add_values("LAB_RESULT");
+  auto d = Evaluate(*Bundle(), r);
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->effect(), v1::ALLOW) << d->explanation();
+  ASSERT_EQ(d->obligations_size(), 1);
+  const auto& p = d->obligations(0).parameters();
+  EXPECT_EQ(d->obligations(0).name(), "release_with_privacy");
+  EXPECT_EQ(p.at("k").int_value(), 10);
+  EXPECT_EQ(p.at("mechanism").string_value(), "LAPLACE");
+  EXPECT_EQ(p.at("epsilon").string_value(), "0.1");
+  EXPECT_EQ(p.at("max_contributions").int_value(), 4);
+  EXPECT_EQ(p.at("budget_period").string_value(), "8760h");
+  EXPECT_EQ(p.size(), 8u);
 }
 
 // A matching deny overrides a matching permit.

@@ -57,8 +57,9 @@ TEST(PolicyConfigTest, BundleDirWithKeyIsValid) {
 TEST(PolicyConfigTest, MissingKeyAndRelativePathsNameTheLine) {
   auto c = ParseConfig(Config(R"(  bundle_dir: "policy")"), "m.textproto");
   ASSERT_FALSE(c.ok());
-  EXPECT_THAT(c.status().message(),
-              HasSubstr("m.textproto:10: policy.bundle_dir: must be an absolute path, got \"policy\""));
+  EXPECT_THAT(
+      c.status().message(),
+      HasSubstr("m.textproto:10: policy.bundle_dir: must be an absolute path, got \"policy\""));
   EXPECT_THAT(c.status().message(),
               HasSubstr("m.textproto:8: policy.regulator_public_key_file: required"));
 }

@@ -1,6 +1,7 @@
 // Compiling policy files: every mistake is a load error naming file:line.
 #include "daemon/policy/policy_loader.h"
 
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -62,6 +63,19 @@ TEST(PolicyLoaderTest, UnknownAttributeHasFileAndLine) {
                         "\"patient.shoe_size\""));
 }
 
+// An obligation's parameter names a constant; a fact or an unknown name is
+// a load error at its line.
+TEST(PolicyLoaderTest, ObligationParametersNameConstants) {
+  constexpr char kRule[] = R"(rules {
+  id: "r1" effect: PERMIT description: "d" actions: "record.read"
+  obligations { name: "notify" parameters { key: "who" value: "%s" } }
+})";
+  EXPECT_THAT(ErrorOf(absl::StrFormat(kRule, "actor.id")),
+              HasSubstr("rules.textproto:3: rules[0].obligations[0].parameters[\"who\"]: "
+                        "\"actor.id\" is not a constant"));
+  EXPECT_THAT(ErrorOf(absl::StrFormat(kRule, "nobody")), HasSubstr("unknown attribute \"nobody\""));
+}
+
 // An unknown role, action, obligation and enum value: each with its line.
 TEST(PolicyLoaderTest, UnknownNamesHaveLines) {
   std::string e = ErrorOf(R"(rules {
@@ -71,7 +85,8 @@ TEST(PolicyLoaderTest, UnknownNamesHaveLines) {
   conditions { compare { attribute: "licence.status" op: EQ value: "LAPSED" } }
   obligations { name: "pray" }
 })");
-  EXPECT_THAT(e, HasSubstr("rules.textproto:3: rules[0].actions[0]: unknown action \"record.burn\""));
+  EXPECT_THAT(e,
+              HasSubstr("rules.textproto:3: rules[0].actions[0]: unknown action \"record.burn\""));
   EXPECT_THAT(e, HasSubstr("rules.textproto:4: rules[0].roles[0]: unknown role \"JANITOR\""));
   EXPECT_THAT(e, HasSubstr("rules.textproto:5: rules[0].conditions[0].compare.value: unknown "
                            "licence.status value \"LAPSED\""));
@@ -104,7 +119,8 @@ TEST(PolicyLoaderTest, TypeMismatchesAreLoadErrors) {
   conditions { age { attribute: "count" op: GT duration: "1h" } }
 })");
   EXPECT_THAT(e, HasSubstr(":3: rules[0].conditions[0].compare.op: < needs INT, TIME or DURATION"));
-  EXPECT_THAT(e, HasSubstr(":4: rules[0].conditions[1].compare.other: count (INT) and created (TIME)"));
+  EXPECT_THAT(
+      e, HasSubstr(":4: rules[0].conditions[1].compare.other: count (INT) and created (TIME)"));
   EXPECT_THAT(e, HasSubstr(":5: rules[0].conditions[2].compare.value: \"ten\" is not a INT value"));
   EXPECT_THAT(e, HasSubstr(":6: rules[0].conditions[3].age.attribute: must be a TIME attribute"));
 }
@@ -132,13 +148,12 @@ conditions { name: "b" condition { ref: "a" } }
 rules { id: "r1" effect: PERMIT description: "d" actions: "record.read"
         conditions { ref: "a" } conditions { ref: "nope" } })");
   EXPECT_THAT(e, HasSubstr("refers to itself"));
-  EXPECT_THAT(e, HasSubstr("rules.textproto:5: rules[0].conditions[1].ref: unknown condition \"nope\""));
+  EXPECT_THAT(
+      e, HasSubstr("rules.textproto:5: rules[0].conditions[1].ref: unknown condition \"nope\""));
 }
 
 // A bundle without any rule would deny everything silently; refused.
-TEST(PolicyLoaderTest, NoRulesIsAnError) {
-  EXPECT_THAT(ErrorOf(""), HasSubstr("no rules"));
-}
+TEST(PolicyLoaderTest, NoRulesIsAnError) { EXPECT_THAT(ErrorOf(""), HasSubstr("no rules")); }
 
 }  // namespace
 }  // namespace medvault::policy
@@ -149,9 +164,9 @@ namespace {
 // The fast path for "YYYY-MM-DDTHH:MM:SSZ" agrees with absl's RFC 3339
 // parser and refuses dates that do not exist.
 TEST(Rfc3339Test, FastPathAgreesAndRefusesImpossibleDates) {
-  for (const char* text : {"2026-06-01T12:00:00Z", "2024-02-29T23:59:59Z", "0001-01-01T00:00:00Z",
-                           "9999-12-31T23:59:59Z", "2026-06-01T12:00:00.5Z",
-                           "2026-06-01T14:00:00+02:00"}) {
+  for (const char* text :
+       {"2026-06-01T12:00:00Z", "2024-02-29T23:59:59Z", "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z", "2026-06-01T12:00:00.5Z", "2026-06-01T14:00:00+02:00"}) {
     absl::Time want;
     std::string err;
     ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, text, &want, &err)) << text;

@@ -1,0 +1,109 @@
+#include "daemon/gateway/vitals_hub.h"
+
+#include <algorithm>
+
+namespace medvault::gateway {
+
+bool VitalsWatcher::Ready() const {
+  return !queue_.empty() || dropped_samples_ > 0 || recheck_ || closed_.has_value();
+}
+
+VitalsWatcher::Wake VitalsWatcher::Wait(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithDeadline(absl::Condition(this, &VitalsWatcher::Ready), deadline);
+  Wake wake;
+  wake.batches.assign(std::make_move_iterator(queue_.begin()),
+                      std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  wake.dropped_samples = dropped_samples_;
+  dropped_samples_ = 0;
+  wake.recheck = recheck_;
+  recheck_ = false;
+  wake.closed = closed_;
+  return wake;
+}
+
+void VitalsWatcher::Push(const VitalsBatchPtr& batch) {
+  absl::MutexLock lock(&mu_);
+  if (closed_.has_value()) return;
+  queue_.push_back(batch);
+  while (queue_.size() > max_queue_) {
+    dropped_samples_ += queue_.front()->samples.size();
+    queue_.pop_front();
+  }
+}
+
+void VitalsWatcher::RequestRecheck() {
+  absl::MutexLock lock(&mu_);
+  recheck_ = true;
+}
+
+void VitalsWatcher::Close(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  if (!closed_.has_value()) closed_ = std::move(status);
+}
+
+std::shared_ptr<VitalsWatcher> VitalsHub::AddWatcher(const std::string& device_id,
+                                                     const std::string& patient_id) {
+  auto watcher = std::make_shared<VitalsWatcher>(device_id, patient_id, max_queue_);
+  absl::MutexLock lock(&mu_);
+  if (closed_all_.has_value()) watcher->Close(*closed_all_);
+  channels_[device_id].watchers.push_back(watcher);
+  return watcher;
+}
+
+void VitalsHub::RemoveWatcher(const std::shared_ptr<VitalsWatcher>& watcher) {
+  absl::MutexLock lock(&mu_);
+  auto it = channels_.find(watcher->device_id());
+  if (it == channels_.end()) return;
+  auto& watchers = it->second.watchers;
+  watchers.erase(std::remove(watchers.begin(), watchers.end(), watcher), watchers.end());
+}
+
+size_t VitalsHub::Publish(const std::string& device_id, std::vector<v1::VitalSample> samples) {
+  absl::MutexLock lock(&mu_);
+  Channel& channel = channels_[device_id];
+  auto fresh = std::find_if(samples.begin(), samples.end(), [&](const v1::VitalSample& s) {
+    return s.sequence() > channel.published_through;
+  });
+  samples.erase(samples.begin(), fresh);
+  if (samples.empty()) return 0;
+  channel.published_through = samples.back().sequence();
+  if (channel.watchers.empty()) return samples.size();
+  auto batch = std::make_shared<VitalsBatch>();
+  batch->samples = std::move(samples);
+  for (const auto& watcher : channel.watchers) watcher->Push(batch);
+  return batch->samples.size();
+}
+
+void VitalsHub::RecheckPatient(const std::string& patient_id) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [device, channel] : channels_) {
+    for (const auto& watcher : channel.watchers) {
+      if (watcher->patient_id() == patient_id) watcher->RequestRecheck();
+    }
+  }
+}
+
+void VitalsHub::CloseDevice(const std::string& device_id, const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  auto it = channels_.find(device_id);
+  if (it == channels_.end()) return;
+  for (const auto& watcher : it->second.watchers) watcher->Close(status);
+}
+
+void VitalsHub::CloseAll(const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  closed_all_ = status;
+  for (auto& [device, channel] : channels_) {
+    for (const auto& watcher : channel.watchers) watcher->Close(status);
+  }
+}
+
+size_t VitalsHub::watcher_count(const std::string& device_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = channels_.find(device_id);
+  return it == channels_.end() ? 0 : it->second.watchers.size();
+}
+
+}  // namespace medvault::gateway
