@@ -65,6 +65,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/fleet_processes.h"
 #include "daemon/common/config.h"
 #include "daemon/gateway/client_identity.h"
 #include "medvault/config/v1/config.pb.h"
@@ -79,6 +80,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using integration::Acting;
 using integration::ActingAs;
+using integration::StatusText;
 
 constexpr size_t kUploadBytes = 1 << 20;
 constexpr size_t kReadRecordBytes = 4 << 10;
@@ -115,30 +117,6 @@ struct Options {
 }
 
 void Progress(const std::string& what) { std::fprintf(stderr, "gateway_load: %s\n", what.c_str()); }
-
-std::string StatusText(const grpc::Status& status) {
-  // grpc::StatusCode's names, by value.
-  static const char* const kNames[] = {"OK",
-                                       "CANCELLED",
-                                       "UNKNOWN",
-                                       "INVALID_ARGUMENT",
-                                       "DEADLINE_EXCEEDED",
-                                       "NOT_FOUND",
-                                       "ALREADY_EXISTS",
-                                       "PERMISSION_DENIED",
-                                       "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION",
-                                       "ABORTED",
-                                       "OUT_OF_RANGE",
-                                       "UNIMPLEMENTED",
-                                       "INTERNAL",
-                                       "UNAVAILABLE",
-                                       "DATA_LOSS",
-                                       "UNAUTHENTICATED"};
-  const int code = status.error_code();
-  std::string name = code >= 0 && code <= 16 ? kNames[code] : std::to_string(code);
-  return status.error_message().empty() ? name : name + ": " + status.error_message();
-}
 
 std::string ReadFileOrDie(const std::string& path) {
   std::ifstream in(path);
@@ -577,31 +555,8 @@ CpuSeconds CpuSnapshot(const std::string& config_file) {
   getrusage(RUSAGE_SELF, &self);
   cpu["client"] = self.ru_utime.tv_sec + self.ru_utime.tv_usec / 1e6 + self.ru_stime.tv_sec +
                   self.ru_stime.tv_usec / 1e6;
-  char resolved[PATH_MAX];
-  if (realpath(config_file.c_str(), resolved) == nullptr) return cpu;
-  const std::string config(resolved);
-  struct CloseDir {
-    void operator()(DIR* d) const { closedir(d); }
-  };
-  std::unique_ptr<DIR, CloseDir> proc(opendir("/proc"));
-  if (proc == nullptr) return cpu;
-  while (dirent* entry = readdir(proc.get())) {
-    const std::string pid = entry->d_name;
-    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in("/proc/" + pid + "/cmdline");
-    std::vector<std::string> argv;
-    for (std::string arg; std::getline(in, arg, '\0');) argv.push_back(arg);
-    if (argv.empty()) continue;
-    std::string program = argv[0].substr(argv[0].rfind('/') + 1);
-    if (program.rfind("medvault", 0) != 0) continue;
-    bool ours = false;
-    for (const std::string& arg : argv) {
-      if (arg.find("medvault.textproto") == std::string::npos) continue;
-      ours |= realpath(arg.c_str(), resolved) != nullptr && config == resolved;
-    }
-    if (!ours) continue;
-    if (program.rfind("medvault-", 0) == 0) program = program.substr(9);
-    if (auto seconds = read_stat("/proc/" + pid + "/stat")) cpu[program] += *seconds;
+  for (const auto& [pid, role] : FleetProcesses(config_file)) {
+    if (auto seconds = read_stat("/proc/" + pid + "/stat")) cpu[role] += *seconds;
   }
   return cpu;
 }

@@ -36,4 +36,28 @@ std::unique_ptr<grpc::ClientContext> ActingAs(Acting who, const std::string& id,
   return context;
 }
 
+std::string StatusText(const grpc::Status& status) {
+  // grpc::StatusCode's names, by value.
+  static const char* const kNames[] = {"OK",
+                                       "CANCELLED",
+                                       "UNKNOWN",
+                                       "INVALID_ARGUMENT",
+                                       "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND",
+                                       "ALREADY_EXISTS",
+                                       "PERMISSION_DENIED",
+                                       "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION",
+                                       "ABORTED",
+                                       "OUT_OF_RANGE",
+                                       "UNIMPLEMENTED",
+                                       "INTERNAL",
+                                       "UNAVAILABLE",
+                                       "DATA_LOSS",
+                                       "UNAUTHENTICATED"};
+  const int code = status.error_code();
+  std::string name = code >= 0 && code <= 16 ? kNames[code] : std::to_string(code);
+  return status.error_message().empty() ? name : name + ": " + status.error_message();
+}
+
 }  // namespace medvault::integration

@@ -26,6 +26,9 @@ enum class Acting { kOrganization, kPractitioner, kPatient };
 std::unique_ptr<grpc::ClientContext> ActingAs(Acting who, const std::string& id = "",
                                               absl::Duration deadline = absl::Seconds(20));
 
+// "CODE: message", with the code's name (e.g. "PERMISSION_DENIED: ...").
+std::string StatusText(const grpc::Status& status);
+
 }  // namespace medvault::integration
 
 #endif  // MEDVAULT_TESTS_INTEGRATION_GATEWAY_CLIENT_H_
