@@ -56,7 +56,6 @@ absl::Status AddDiagnosisCodes(sqlite3* db, v1::Record& record) {
 }
 
 absl::Status AddAmendedBy(sqlite3* db, v1::Record& record) {
-  RETURN_IF_ERROR(AddDiagnosisCodes(db, record));
   SqliteStatement q(db, RegistryDb::kOwner,
                     "SELECT id FROM records WHERE amends_record_id = ? ORDER BY created_at, id");
   RETURN_IF_ERROR(q.status());
@@ -66,6 +65,12 @@ absl::Status AddAmendedBy(sqlite3* db, v1::Record& record) {
     if (!row) return absl::OkStatus();
     record.add_amended_by(q.Text(0));
   }
+}
+
+// What a record's row does not hold: its diagnosis codes and amendments.
+absl::Status AddLinkedRows(sqlite3* db, v1::Record& record) {
+  RETURN_IF_ERROR(AddDiagnosisCodes(db, record));
+  return AddAmendedBy(db, record);
 }
 
 internal::v1::DataKeyContext KeyContext(const std::string& patient_id,
@@ -95,7 +100,7 @@ absl::StatusOr<StoredRecord> LoadRecord(sqlite3* db, const std::string& record_i
   ASSIGN_OR_RETURN(bool found, q.Step());
   if (!found) return absl::NotFoundError(absl::StrCat("record \"", record_id, "\" not found"));
   StoredRecord row = ReadRow(q);
-  RETURN_IF_ERROR(AddAmendedBy(db, row.record));
+  RETURN_IF_ERROR(AddLinkedRows(db, row.record));
   return row;
 }
 
@@ -114,7 +119,7 @@ absl::StatusOr<std::vector<StoredRecord>> PatientRecords(sqlite3* db,
     if (!found) break;
     rows.push_back(ReadRow(q));
   }
-  for (StoredRecord& row : rows) RETURN_IF_ERROR(AddAmendedBy(db, row.record));
+  for (StoredRecord& row : rows) RETURN_IF_ERROR(AddLinkedRows(db, row.record));
   return rows;
 }
 
