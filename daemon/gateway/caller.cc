@@ -23,7 +23,7 @@ absl::StatusOr<std::string> PolicyRole(absl::string_view role) {
 }
 
 // The single value of metadata `key`, empty when absent.
-absl::StatusOr<std::string> Header(const grpc::ServerContext& context, const char* key) {
+absl::StatusOr<std::string> Header(const grpc::ServerContextBase& context, const char* key) {
   auto [first, last] = context.client_metadata().equal_range(key);
   if (first == last) return std::string();
   if (std::next(first) != last) return InvalidField(key, "given more than once");
@@ -61,7 +61,7 @@ v1::AuditActor Caller::AuditActor() const {
   return actor;
 }
 
-absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContext& context, GatewayCore& core) {
+absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContextBase& context, GatewayCore& core) {
   Caller caller;
   ASSIGN_OR_RETURN(caller.organization, CallerIdentity(context, core.revocations));
   if (core.rate_limiter != nullptr) {

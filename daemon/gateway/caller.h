@@ -53,7 +53,7 @@ struct GatewayCore;
 // the calling hospital, or a person is named by an organisation that is not
 // a hospital; INVALID_ARGUMENT for both headers or a malformed id;
 // UNAVAILABLE when a practitioner's licence cannot be read.
-absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContext& context, GatewayCore& core);
+absl::StatusOr<Caller> ResolveCaller(const grpc::ServerContextBase& context, GatewayCore& core);
 
 }  // namespace medvault::gateway
 

@@ -127,7 +127,7 @@ absl::StatusOr<ClientIdentity> ParseClientIdentity(absl::string_view peer_cert_p
   return id;
 }
 
-absl::StatusOr<ClientIdentity> CallerIdentity(const grpc::ServerContext& context,
+absl::StatusOr<ClientIdentity> CallerIdentity(const grpc::ServerContextBase& context,
                                               RevocationList* revocations) {
   auto auth = context.auth_context();
   if (auth == nullptr) return absl::UnauthenticatedError("call has no TLS client certificate");

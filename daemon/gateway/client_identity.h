@@ -65,7 +65,7 @@ class RevocationList;
 // `revocations`, also refuses a certificate revoked after its connection
 // was made: the handshake check alone would let an open connection keep
 // calling (Check()'s codes: UNAUTHENTICATED revoked, UNAVAILABLE no CRL).
-absl::StatusOr<ClientIdentity> CallerIdentity(const grpc::ServerContext& context,
+absl::StatusOr<ClientIdentity> CallerIdentity(const grpc::ServerContextBase& context,
                                               RevocationList* revocations = nullptr);
 
 // The CA's CRL file, re-read when it changes.

@@ -181,7 +181,7 @@ class GatewayProcess : public ServiceProcess {
     if (vitals_hub_ != nullptr) {
       vitals_hub_->CloseAll(absl::UnavailableError("the gateway is shutting down"));
     }
-    if (vitals_ != nullptr) vitals_->CancelPublishing();
+    if (vitals_ != nullptr) vitals_->StopPublishing();
     if (public_ != nullptr) {
       public_->GetHealthCheckService()->SetServingStatus(false);
       public_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

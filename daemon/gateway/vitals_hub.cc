@@ -4,33 +4,60 @@
 
 namespace medvault::gateway {
 
-bool VitalsWatcher::Ready() const {
-  return !queue_.empty() || dropped_samples_ > 0 || recheck_ || closed_.has_value();
+VitalsBatch::VitalsBatch(std::vector<v1::VitalSample> s) : samples(std::move(s)) {
+  for (const v1::VitalSample& sample : samples) bytes += sample.ByteSizeLong();
 }
+
+bool VitalsWatcher::Woken() const { return recheck_ || closed_.has_value(); }
 
 VitalsWatcher::Wake VitalsWatcher::Wait(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  mu_.AwaitWithDeadline(absl::Condition(this, &VitalsWatcher::Ready), deadline);
+  mu_.AwaitWithDeadline(absl::Condition(this, &VitalsWatcher::Woken), deadline);
   Wake wake;
-  wake.batches.assign(std::make_move_iterator(queue_.begin()),
-                      std::make_move_iterator(queue_.end()));
-  queue_.clear();
-  wake.dropped_samples = dropped_samples_;
-  dropped_samples_ = 0;
   wake.recheck = recheck_;
   recheck_ = false;
   wake.closed = closed_;
   return wake;
 }
 
+VitalsWatcher::Delivery VitalsWatcher::TakeQueued() {
+  Delivery delivery;
+  delivery.batches.assign(std::make_move_iterator(queue_.begin()),
+                          std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  delivery.dropped_samples = dropped_samples_;
+  dropped_samples_ = 0;
+  return delivery;
+}
+
 void VitalsWatcher::Push(const VitalsBatchPtr& batch) {
-  absl::MutexLock lock(&mu_);
-  if (closed_.has_value()) return;
-  queue_.push_back(batch);
-  while (queue_.size() > max_queue_) {
-    dropped_samples_ += queue_.front()->samples.size();
-    queue_.pop_front();
+  Delivery delivery;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_.has_value()) return;
+    queue_.push_back(batch);
+    while (queue_.size() > max_queue_) {
+      dropped_samples_ += queue_.front()->samples.size();
+      queue_.pop_front();
+    }
+    if (delivering_) return;
+    delivering_ = true;
+    delivery = TakeQueued();
   }
+  deliver_(std::move(delivery));
+}
+
+void VitalsWatcher::Delivered() {
+  Delivery delivery;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_.has_value() || (queue_.empty() && dropped_samples_ == 0)) {
+      delivering_ = false;
+      return;
+    }
+    delivery = TakeQueued();
+  }
+  deliver_(std::move(delivery));
 }
 
 void VitalsWatcher::RequestRecheck() {
@@ -41,11 +68,14 @@ void VitalsWatcher::RequestRecheck() {
 void VitalsWatcher::Close(absl::Status status) {
   absl::MutexLock lock(&mu_);
   if (!closed_.has_value()) closed_ = std::move(status);
+  queue_.clear();
 }
 
 std::shared_ptr<VitalsWatcher> VitalsHub::AddWatcher(const std::string& device_id,
-                                                     const std::string& patient_id) {
-  auto watcher = std::make_shared<VitalsWatcher>(device_id, patient_id, max_queue_);
+                                                     const std::string& patient_id,
+                                                     VitalsWatcher::DeliverFn deliver) {
+  auto watcher =
+      std::make_shared<VitalsWatcher>(device_id, patient_id, max_queue_, std::move(deliver));
   absl::MutexLock lock(&mu_);
   if (closed_all_.has_value()) watcher->Close(*closed_all_);
   channels_[device_id].watchers.push_back(watcher);
@@ -60,19 +90,27 @@ void VitalsHub::RemoveWatcher(const std::shared_ptr<VitalsWatcher>& watcher) {
   watchers.erase(std::remove(watchers.begin(), watchers.end(), watcher), watchers.end());
 }
 
-size_t VitalsHub::Publish(const std::string& device_id, std::vector<v1::VitalSample> samples) {
-  absl::MutexLock lock(&mu_);
-  Channel& channel = channels_[device_id];
-  auto fresh = std::find_if(samples.begin(), samples.end(), [&](const v1::VitalSample& s) {
-    return s.sequence() > channel.published_through;
-  });
-  samples.erase(samples.begin(), fresh);
-  if (samples.empty()) return 0;
-  channel.published_through = samples.back().sequence();
-  if (channel.watchers.empty()) return samples.size();
-  auto batch = std::make_shared<VitalsBatch>();
-  batch->samples = std::move(samples);
-  for (const auto& watcher : channel.watchers) watcher->Push(batch);
+size_t VitalsHub::Publish(const std::string& device_id, VitalsBatchPtr batch) {
+  std::vector<std::shared_ptr<VitalsWatcher>> watchers;
+  {
+    absl::MutexLock lock(&mu_);
+    Channel& channel = channels_[device_id];
+    const std::vector<v1::VitalSample>& all = batch->samples;
+    auto fresh = std::find_if(all.begin(), all.end(), [&](const v1::VitalSample& s) {
+      return s.sequence() > channel.published_through;
+    });
+    if (fresh == all.end()) return 0;
+    channel.published_through = all.back().sequence();
+    // Only a resend that overlaps what was published is copied (`all` is
+    // not used after this).
+    if (fresh != all.begin()) {
+      batch = std::make_shared<const VitalsBatch>(std::vector<v1::VitalSample>(fresh, all.end()));
+    }
+    watchers = channel.watchers;
+  }
+  // Outside the hub's lock: handing over starts gRPC writes, and other
+  // devices publish meanwhile.
+  for (const auto& watcher : watchers) watcher->Push(batch);
   return batch->samples.size();
 }
 

@@ -48,11 +48,13 @@ absl::StatusOr<std::string> PutObject(Backends& backends, const std::string& cip
 
 absl::StatusOr<v1::Record> StoreVitalsSegment(GatewayCore& core, const v1::Device& device,
                                               v1::AuditEvent event,
-                                              const std::vector<v1::VitalSample>& samples) {
+                                              const std::vector<VitalsBatchPtr>& batches) {
   v1::VitalsSegment segment;
   segment.set_device_id(device.device_id());
   segment.set_patient_id(device.patient_id());
-  for (const v1::VitalSample& s : samples) *segment.add_samples() = s;
+  for (const VitalsBatchPtr& batch : batches) {
+    for (const v1::VitalSample& s : batch->samples) *segment.add_samples() = s;
+  }
   std::string plaintext;
   {
     google::protobuf::io::StringOutputStream out(&plaintext);
@@ -88,8 +90,8 @@ absl::StatusOr<v1::Record> StoreVitalsSegment(GatewayCore& core, const v1::Devic
   event.set_record_cid(cid);
   absl::Status committed = CommitWithAudit(core.db, event, [&](sqlite3* db) -> absl::Status {
     RETURN_IF_ERROR(InsertRecord(db, row));
-    return RecordSegment(db, device.device_id(), r.record_id(), samples.front().sequence(),
-                         samples.back().sequence());
+    return RecordSegment(db, device.device_id(), r.record_id(), segment.samples(0).sequence(),
+                         segment.samples(segment.samples_size() - 1).sequence());
   });
   if (!committed.ok()) {
     // No row refers to the object: do not leave it pinned.
@@ -97,79 +99,6 @@ absl::StatusOr<v1::Record> StoreVitalsSegment(GatewayCore& core, const v1::Devic
     return committed;
   }
   return std::move(row.record);
-}
-
-SegmentWriter::SegmentWriter(absl::Duration every, size_t max_samples, absl::Duration tick,
-                             StoreFn store, StoredFn on_stored, TickFn on_tick)
-    : every_(every),
-      max_samples_(std::max<size_t>(max_samples, 1)),
-      tick_(tick),
-      store_(std::move(store)),
-      on_stored_(std::move(on_stored)),
-      on_tick_(std::move(on_tick)),
-      thread_([this] { Run(); }) {}
-
-SegmentWriter::~SegmentWriter() { Close().IgnoreError(); }
-
-void SegmentWriter::Add(std::vector<v1::VitalSample> samples) {
-  if (samples.empty()) return;
-  absl::MutexLock lock(&mu_);
-  if (!status_.ok() || closing_) return;
-  if (pending_.empty()) oldest_ = absl::Now();
-  pending_.insert(pending_.end(), std::make_move_iterator(samples.begin()),
-                  std::make_move_iterator(samples.end()));
-}
-
-absl::Status SegmentWriter::status() const {
-  absl::MutexLock lock(&mu_);
-  return status_;
-}
-
-absl::Status SegmentWriter::Close() {
-  {
-    absl::MutexLock lock(&mu_);
-    closing_ = true;
-  }
-  if (thread_.joinable()) thread_.join();
-  return status();
-}
-
-bool SegmentWriter::Due() const {
-  return closing_ || pending_.size() >= max_samples_ ||
-         (!pending_.empty() && absl::Now() - oldest_ >= every_);
-}
-
-void SegmentWriter::Run() {
-  while (true) {
-    std::vector<v1::VitalSample> batch;
-    bool last = false;
-    {
-      absl::MutexLock lock(&mu_);
-      const absl::Time deadline = std::min(oldest_ + every_, absl::Now() + tick_);
-      mu_.AwaitWithDeadline(absl::Condition(this, &SegmentWriter::Due), deadline);
-      last = closing_;
-      if (Due() && status_.ok()) {
-        batch.swap(pending_);
-        oldest_ = absl::InfiniteFuture();
-      }
-    }
-    if (on_tick_) on_tick_();
-    if (!batch.empty()) {
-      absl::StatusOr<std::string> record_id = store_(batch);
-      if (record_id.ok()) {
-        on_stored_(batch.back().sequence(), *record_id);
-      } else {
-        absl::MutexLock lock(&mu_);
-        status_ = record_id.status();
-        pending_.clear();
-      }
-    }
-    if (last) {
-      // Anything added while the last batch was stored is refused by Add
-      // (closing_), so nothing is left behind.
-      return;
-    }
-  }
 }
 
 }  // namespace medvault::gateway

@@ -84,4 +84,13 @@ absl::Status RecordSegment(sqlite3* db, const std::string& device_id, const std:
   return update.Step().status();
 }
 
+absl::StatusOr<v1::Device> ReadDevice(RegistryDb& db, const std::string& device_id) {
+  v1::Device device;
+  RETURN_IF_ERROR(db.Read([&](sqlite3* sql) -> absl::Status {
+    ASSIGN_OR_RETURN(device, LoadDevice(sql, device_id));
+    return absl::OkStatus();
+  }));
+  return device;
+}
+
 }  // namespace medvault::gateway

@@ -518,8 +518,9 @@ TEST_F(VitalsTest, EcgStreamToTwoWatchersOneRevoked) {
   EXPECT_EQ(refused["dr-cole"], 1);
 }
 
-// Revoking the device ends its open Publish stream (PERMISSION_DENIED)
-// and its watchers' streams (FAILED_PRECONDITION); it publishes no more.
+// A newer stream of a device ends the older one (ABORTED); revoking the
+// device ends its open Publish stream (PERMISSION_DENIED) and its watchers'
+// streams (FAILED_PRECONDITION); it publishes no more.
 TEST_F(VitalsTest, RevokedDeviceStopsPublishing) {
   ASSERT_NO_FATAL_FAILURE(RegisterHospital(kClientName));
   ASSERT_NO_FATAL_FAILURE(RegisterPatient("client", "patient-7"));
@@ -539,6 +540,16 @@ TEST_F(VitalsTest, RevokedDeviceStopsPublishing) {
   ASSERT_TRUE(publish->Send(EcgMessage(0, start)));
   EXPECT_EQ(watch->WaitSamples(30, absl::Seconds(10)), 30u);
 
+  // A second stream of the device takes over: the first stores and
+  // acknowledges what it received, then ends ABORTED, and the second
+  // starts after it.
+  auto newer = StartPublish("ecg");
+  EXPECT_EQ(newer->WaitStarted(), std::optional<uint64_t>(30)) << Describe(newer->status());
+  s = publish->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED) << Describe(s);
+  EXPECT_EQ(publish->acked(), 30u);
+  publish = std::move(newer);
+
   v1::RevokeDeviceRequest revoke;
   revoke.set_device_id(kDevice);
   s = Vitals("client")->RevokeDevice(Context(patient_).get(), revoke, &device);
@@ -547,11 +558,11 @@ TEST_F(VitalsTest, RevokedDeviceStopsPublishing) {
   ASSERT_TRUE(watch->WaitEnded(absl::Seconds(5)));
   EXPECT_EQ(watch->status().error_code(), grpc::StatusCode::FAILED_PRECONDITION)
       << Describe(watch->status());
-  publish->Send(EcgMessage(1, start));
+  // The revocation ended the open stream by itself: the device's own
+  // half-close, sent only now, would have ended it OK.
   s = publish->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << Describe(s);
-  // What it sent before the revocation was stored, and acknowledged.
-  EXPECT_EQ(publish->acked(), 30u);
+  // What was sent before the revocation was stored once.
   std::vector<v1::Record> records = List(patient_, "patient-7");
   EXPECT_EQ(records.size(), 1u);
   auto again = StartPublish("ecg");
