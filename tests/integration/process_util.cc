@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -22,6 +23,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/common/status_macros.h"
 #include "daemon/medvaultd/supervisor.h"
 
 extern char** environ;
@@ -190,22 +193,53 @@ std::string Basename(absl::string_view path) {
 // --- Ports and anvil -------------------------------------------------------------
 
 // A loopback TCP port that was free a moment ago.
-absl::StatusOr<int> PickFreePort() {
+namespace {
+
+// Binds 127.0.0.1:port (0: any) to see whether it is free; returns the port
+// bound, or 0 when it is taken.
+absl::StatusOr<int> TryBind(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Errno("socket");
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int error = errno;
+    close(fd);
+    if (error == EADDRINUSE && port != 0) return 0;
+    errno = error;
+    return Errno("picking a free port");
+  }
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     absl::Status s = Errno("picking a free port");
     close(fd);
     return s;
   }
   close(fd);
   return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+absl::StatusOr<int> PickFreePort() {
+  // Below Linux's default ephemeral range (32768-60999): a port picked
+  // there cannot be taken, before the server binds it, by the outgoing
+  // connection of a test running beside this one, as a port the kernel
+  // handed out for port 0 can.
+  static std::mt19937 random{std::random_device{}()};
+  static absl::Mutex mu(absl::kConstInit);
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    int port;
+    {
+      absl::MutexLock lock(&mu);
+      port = std::uniform_int_distribution<int>(20000, 32767)(random);
+    }
+    ASSIGN_OR_RETURN(int bound, TryBind(port));
+    if (bound != 0) return bound;
+  }
+  return TryBind(0);
 }
 
 // One HTTP/1.1 POST of a JSON body to 127.0.0.1:port; returns the whole

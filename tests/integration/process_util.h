@@ -85,7 +85,8 @@ std::string Basename(absl::string_view path);
 
 // --- Network -------------------------------------------------------------
 
-// A loopback TCP port that was free a moment ago.
+// A loopback TCP port that was free a moment ago, from 20000-32767 (below
+// the ephemeral range) when one is.
 absl::StatusOr<int> PickFreePort();
 
 // One HTTP/1.1 POST of a JSON body to 127.0.0.1:port; returns the whole
