@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "daemon/common/field_error.h"
+#include "medvault/v1/vitals.pb.h"
 
 namespace medvault::gateway {
 namespace {
@@ -273,6 +274,13 @@ absl::Status CheckRecordContent(absl::string_view content_type, absl::string_vie
   if (content_type == kContentTypeText) {
     if (size_t at = InvalidUtf8Offset(data); at != absl::string_view::npos) {
       return InvalidField("data", absl::StrCat("text/plain must be UTF-8: invalid at byte ", at));
+    }
+    return absl::OkStatus();
+  }
+  if (content_type == kContentTypeVitalsSegment) {
+    v1::VitalsSegment segment;
+    if (!segment.ParseFromString(std::string(data)) || segment.samples_size() == 0) {
+      return InvalidField("data", "not a vitals segment with at least one sample");
     }
     return absl::OkStatus();
   }

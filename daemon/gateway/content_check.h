@@ -44,6 +44,9 @@ bool IsAllowedContentType(absl::string_view content_type);
 //   application/dicom      a 128-byte preamble, then "DICM" (DICOM part 10)
 //   text/plain             valid UTF-8 (RFC 3629: no overlong forms, no
 //                          surrogates, nothing above U+10FFFF)
+//   application/vnd.medvault.vitals-segment+protobuf
+//                          a medvault.v1.VitalsSegment with at least one
+//                          sample (written by the gateway only)
 absl::Status CheckRecordContent(absl::string_view content_type, absl::string_view data);
 
 // The "resourceType" of the FHIR JSON resource `data`: INVALID_ARGUMENT

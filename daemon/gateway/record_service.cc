@@ -1,15 +1,13 @@
 #include "daemon/gateway/record_service.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <memory>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/common/field_error.h"
 #include "daemon/common/sqlite.h"
 #include "daemon/common/status_macros.h"
+#include "daemon/gateway/ciphertext_sink.h"
 #include "daemon/gateway/content_check.h"
 #include "daemon/gateway/dispute_store.h"
 #include "daemon/gateway/ids.h"
@@ -20,122 +18,9 @@
 namespace medvault::gateway {
 namespace {
 
-// Storage takes at most 1 MiB a message, and so does our caller.
-constexpr size_t kMessageBytes = 1 << 20;
-// Enough of a binary record for its signature check (DICOM: 128 + 4).
-constexpr size_t kPrefixBytes = 132;
 // The client sets the pace of an upload, so the per-call backend deadline
 // (meant for one request) would cut long uploads short.
 constexpr absl::Duration kTransferTimeout = absl::Minutes(10);
-
-// Hashes, checks and encrypts a record's content as it arrives and streams
-// the ciphertext to storage Put. Cancelled (nothing stored) unless Finish
-// succeeds.
-class CiphertextSink {
- public:
-  // The Put is a child call of `upload`: it inherits the client's deadline
-  // and cancellation.
-  static absl::StatusOr<std::unique_ptr<CiphertextSink>> Open(grpc::ServerContext& upload,
-                                                              Backends& backends,
-                                                              const SecretData& key,
-                                                              std::string associated_data,
-                                                              std::string content_type) {
-    ASSIGN_OR_RETURN(auto encryptor, RecordEncryptor::Create(key, std::move(associated_data)));
-    std::unique_ptr<CiphertextSink> sink(
-        new CiphertextSink(std::move(encryptor), grpc::ClientContext::FromServerContext(upload)));
-    sink->content_type_ = std::move(content_type);
-    // FHIR JSON and text are checked whole; binary types by their signature.
-    sink->keep_whole_ =
-        sink->content_type_ == kContentTypeFhirJson || sink->content_type_ == kContentTypeText;
-    if (sink->sha_ == nullptr || EVP_DigestInit_ex(sink->sha_.get(), EVP_sha256(), nullptr) != 1) {
-      return absl::InternalError("record: SHA-256 unavailable");
-    }
-    sink->context_->set_deadline(absl::ToChronoTime(absl::Now() + kTransferTimeout));
-    sink->writer_ = backends.storage().Put(sink->context_.get(), &sink->put_response_);
-    return sink;
-  }
-  ~CiphertextSink() { Abort(); }
-
-  absl::Status Add(absl::string_view plaintext) {
-    size_ += plaintext.size();
-    EVP_DigestUpdate(sha_.get(), plaintext.data(), plaintext.size());
-    if (keep_whole_) {
-      content_.append(plaintext.data(), plaintext.size());
-    } else if (content_.size() < kPrefixBytes) {
-      absl::string_view head = plaintext.substr(0, kPrefixBytes - content_.size());
-      content_.append(head.data(), head.size());
-    }
-    RETURN_IF_ERROR(encryptor_->Update(plaintext, &pending_));
-    return Send(/*all=*/false);
-  }
-
-  // Checks the content, then completes the upload; returns the CID.
-  absl::StatusOr<std::string> Finish() {
-    RETURN_IF_ERROR(CheckRecordContent(content_type_, content_));
-    if (content_type_ == kContentTypeFhirJson) {
-      ASSIGN_OR_RETURN(fhir_resource_type_, FhirResourceType(content_));
-    }
-    RETURN_IF_ERROR(encryptor_->Finish(&pending_));
-    RETURN_IF_ERROR(Send(/*all=*/true));
-    writer_->WritesDone();
-    finished_ = true;
-    grpc::Status status = writer_->Finish();
-    if (!status.ok()) return BackendError("storage", "Put", status);
-    return put_response_.cid();
-  }
-
-  uint64_t size() const { return size_; }
-  const std::string& fhir_resource_type() const { return fhir_resource_type_; }
-  std::string Sha256Hex() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EVP_DigestFinal_ex(sha_.get(), digest, &length);
-    return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), length));
-  }
-
- private:
-  CiphertextSink(std::unique_ptr<RecordEncryptor> encryptor,
-                 std::unique_ptr<grpc::ClientContext> context)
-      : encryptor_(std::move(encryptor)),
-        sha_(EVP_MD_CTX_new(), EVP_MD_CTX_free),
-        context_(std::move(context)) {}
-
-  // Sends whole 1 MiB messages, and with `all` the rest too.
-  absl::Status Send(bool all) {
-    size_t sent = 0;
-    while (pending_.size() - sent >= kMessageBytes || (all && sent < pending_.size())) {
-      internal::v1::PutRequest request;
-      request.set_data(pending_.substr(sent, kMessageBytes));
-      sent += request.data().size();
-      if (!writer_->Write(request)) {
-        finished_ = true;
-        return BackendError("storage", "Put", writer_->Finish());
-      }
-    }
-    pending_.erase(0, sent);
-    return absl::OkStatus();
-  }
-
-  void Abort() {
-    if (finished_ || writer_ == nullptr) return;
-    finished_ = true;
-    context_->TryCancel();
-    writer_->Finish();
-  }
-
-  std::unique_ptr<RecordEncryptor> encryptor_;
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha_;
-  std::string content_type_;
-  bool keep_whole_ = false;
-  std::string content_;  // whole (FHIR, text) or the first kPrefixBytes
-  std::string pending_;  // ciphertext not sent yet
-  uint64_t size_ = 0;
-  std::string fhir_resource_type_;
-  std::unique_ptr<grpc::ClientContext> context_;
-  internal::v1::PutResponse put_response_;
-  std::unique_ptr<grpc::ClientWriter<internal::v1::PutRequest>> writer_;
-  bool finished_ = false;
-};
 
 absl::Status CheckContentType(absl::string_view field, absl::string_view content_type) {
   if (IsAllowedContentType(content_type)) return absl::OkStatus();
@@ -328,7 +213,11 @@ absl::Status RecordService::StoreRecord(grpc::ServerContext& context, StoredReco
     // The plaintext key lives only until the encryptor has its key schedule.
     ASSIGN_OR_RETURN(SecretData key, GenerateRecordKey(core_.backends, r.patient_id(),
                                                        r.record_id(), &row.wrapped_key));
-    ASSIGN_OR_RETURN(sink, CiphertextSink::Open(context, core_.backends, key,
+    // The Put is a child call of the upload: it inherits the client's
+    // cancellation.
+    std::unique_ptr<grpc::ClientContext> put = grpc::ClientContext::FromServerContext(context);
+    put->set_deadline(absl::ToChronoTime(absl::Now() + kTransferTimeout));
+    ASSIGN_OR_RETURN(sink, CiphertextSink::Open(std::move(put), core_.backends, key,
                                                 RecordAssociatedData(r.patient_id(), r.record_id(),
                                                                      r.content_type()),
                                                 r.content_type()));
@@ -338,7 +227,10 @@ absl::Status RecordService::StoreRecord(grpc::ServerContext& context, StoredReco
   while (true) {
     ASSIGN_OR_RETURN(bool more, next(&data));
     if (!more) break;
-    if (data.size() > kMessageBytes) return InvalidField("data", "at most 1 MiB per message");
+    // Storage takes at most 1 MiB a message, and so does the upload.
+    if (data.size() > kStorageMessageBytes) {
+      return InvalidField("data", "at most 1 MiB per message");
+    }
     if (sink->size() + data.size() > limit) {
       return absl::ResourceExhaustedError(
           absl::StrCat("record exceeds gateway.max_record_bytes (", limit, " bytes)"));

@@ -7,6 +7,7 @@
 #include "daemon/common/field_error.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "medvault/v1/vitals.pb.h"
 
 namespace medvault::gateway {
 namespace {
@@ -144,6 +145,22 @@ TEST(ContentCheckTest, TextMustBeUtf8) {
   }
   EXPECT_THAT(std::string(CheckRecordContent("text/plain", "abc\xff").message()),
               HasSubstr("byte 3"));
+}
+
+// A vitals segment (written by the gateway only) must parse as one and
+// hold a sample; a client may not name the type.
+TEST(ContentCheckTest, VitalsSegment) {
+  const std::string type(kContentTypeVitalsSegment);
+  EXPECT_FALSE(IsAllowedContentType(type));
+  v1::VitalsSegment segment;
+  segment.set_device_id("ecg-1");
+  EXPECT_EQ(Check(type, segment.SerializeAsString()), "data");  // no sample
+  v1::VitalSample* sample = segment.add_samples();
+  sample->set_sequence(1);
+  sample->set_channel("ECG lead II");
+  EXPECT_EQ(Check(type, segment.SerializeAsString()), "ok");
+  EXPECT_EQ(Check(type, "\xff\xff not a protobuf"), "data");
+  EXPECT_EQ(Check(type, segment.SerializeAsString().substr(0, 8)), "data");  // cut short
 }
 
 }  // namespace
