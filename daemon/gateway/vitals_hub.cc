@@ -43,8 +43,15 @@ void VitalsWatcher::Push(const VitalsBatchPtr& batch) {
     if (delivering_) return;
     delivering_ = true;
     delivery = TakeQueued();
+    ++calls_in_progress_;
   }
+  CallDeliver(std::move(delivery));
+}
+
+void VitalsWatcher::CallDeliver(Delivery delivery) {
   deliver_(std::move(delivery));
+  absl::MutexLock lock(&mu_);
+  --calls_in_progress_;
 }
 
 void VitalsWatcher::Delivered() {
@@ -56,8 +63,9 @@ void VitalsWatcher::Delivered() {
       return;
     }
     delivery = TakeQueued();
+    ++calls_in_progress_;
   }
-  deliver_(std::move(delivery));
+  CallDeliver(std::move(delivery));
 }
 
 void VitalsWatcher::RequestRecheck() {
@@ -69,6 +77,9 @@ void VitalsWatcher::Close(absl::Status status) {
   absl::MutexLock lock(&mu_);
   if (!closed_.has_value()) closed_ = std::move(status);
   queue_.clear();
+  // A DeliverFn already called (on another thread) may still be running.
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_in_progress_ == 0; };
+  mu_.Await(absl::Condition(&idle));
 }
 
 std::shared_ptr<VitalsWatcher> VitalsHub::AddWatcher(const std::string& device_id,

@@ -85,7 +85,9 @@ class VitalsWatcher {
   // one delivery, on this thread), if anything did.
   void Delivered() ABSL_LOCKS_EXCLUDED(mu_);
   // Nothing more is handed over, and Wait returns `status` from now on.
-  // The first status given wins.
+  // The first status given wins. Returns once no DeliverFn call is running,
+  // so that the session may go away after it. Must not be called from
+  // inside DeliverFn.
   void Close(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string& device_id() const { return device_id_; }
@@ -100,6 +102,8 @@ class VitalsWatcher {
   bool Woken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves what is queued into one delivery.
   Delivery TakeQueued() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls deliver_, then counts the call as ended.
+  void CallDeliver(Delivery delivery) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Constant after construction.
   const std::string device_id_;
@@ -113,6 +117,8 @@ class VitalsWatcher {
   uint64_t dropped_samples_ ABSL_GUARDED_BY(mu_) = 0;
   // A delivery was handed over and Delivered() has not been called since.
   bool delivering_ ABSL_GUARDED_BY(mu_) = false;
+  // DeliverFn calls running now.
+  int calls_in_progress_ ABSL_GUARDED_BY(mu_) = 0;
   bool recheck_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<absl::Status> closed_ ABSL_GUARDED_BY(mu_);
 };

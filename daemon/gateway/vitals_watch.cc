@@ -189,6 +189,8 @@ void VitalsService::WatchSession::Run() {
       absl::MutexLock lock(&mu_);
       closing_ = true;  // what is queued or comes now is not written
     }
+    // Close returns once no delivery is running: from here on the hub
+    // never calls into this session, which OnDone may then delete.
     watcher->Close(status);
     service_.hub_.RemoveWatcher(watcher);
     absl::Status logged = LogEnd(end_reason);

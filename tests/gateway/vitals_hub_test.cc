@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -382,6 +383,36 @@ TEST(VitalsHubTest, ClosedWatcherKeepsTheFirstStatus) {
   VitalsWatcher::Wake wake = w->Wait(kNoWait);
   ASSERT_TRUE(wake.closed.has_value());
   EXPECT_EQ(wake.closed->code(), absl::StatusCode::kCancelled);
+}
+
+// Close returns only once a delivery already handed to the session (on
+// the publisher's thread) has returned, so that the session may go away
+// right after Close; nothing is handed over after it.
+TEST(VitalsHubTest, CloseWaitsForADeliveryInProgress) {
+  VitalsHub hub(16);
+  absl::Notification entered, release;
+  std::atomic<int> calls{0};
+  auto w = hub.AddWatcher("ecg-1", "patient-7", [&](Delivery) {
+    ++calls;
+    entered.Notify();
+    release.WaitForNotification();
+  });
+  std::thread publisher([&] { hub.Publish("ecg-1", Batch(1, 1)); });
+  entered.WaitForNotification();
+  std::atomic<bool> closed{false};
+  std::thread closer([&] {
+    w->Close(absl::CancelledError("the watcher went away"));
+    closed = true;
+  });
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_FALSE(closed) << "Close returned while the delivery was still running";
+  release.Notify();
+  closer.join();
+  publisher.join();
+  EXPECT_TRUE(closed);
+  w->Delivered();
+  hub.Publish("ecg-1", Batch(2, 2));
+  EXPECT_EQ(calls, 1);
 }
 
 // Stopping the gateway ends every watch, and any watch started after;
