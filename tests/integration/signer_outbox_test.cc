@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -166,6 +167,14 @@ TEST_F(SignerOutboxTest, StuckTransactionIsReplacedByFeeBump) {
   EXPECT_EQ(bumped.state(), internal::v1::ANCHOR_STATE_SENT);
   EXPECT_EQ(bumped.nonce(), first.nonce());
   EXPECT_NE(bumped.transaction_hash(), first.transaction_hash());
+  // The signer records a replacement before it broadcasts it (so that a
+  // crash cannot lose it): mine only once the node has it in its pool.
+  const std::string params = absl::StrCat("[\"", Hex(bumped.transaction_hash()), "\"]");
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::StrContains(AnvilRpc("eth_getTransactionByHash", params), "\"result\":null")) {
+    ASSERT_LT(absl::Now(), deadline) << "the node never received the replacement";
+    absl::SleepFor(absl::Milliseconds(50));
+  }
 
   AnvilRpc("anvil_mine", "[\"0x1\"]");
   internal::v1::AnchorStatus confirmed = AwaitStatus(
