@@ -38,6 +38,7 @@
 // environment: DIR/medvault.textproto for the gateway's address, DIR/pki
 // for the certificates).
 #include <dirent.h>
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -66,7 +67,9 @@
 #include <vector>
 
 #include "bench/fleet_processes.h"
+#include "bench/load_report.h"
 #include "daemon/common/config.h"
+#include "daemon/common/files.h"
 #include "daemon/gateway/client_identity.h"
 #include "medvault/config/v1/config.pb.h"
 #include "medvault/v1/records.grpc.pb.h"
@@ -119,11 +122,9 @@ struct Options {
 void Progress(const std::string& what) { std::fprintf(stderr, "gateway_load: %s\n", what.c_str()); }
 
 std::string ReadFileOrDie(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) Fail("cannot read " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  absl::StatusOr<std::string> text = ReadWholeFile(AT_FDCWD, path);
+  if (!text.ok()) Fail(std::string(text.status().message()));
+  return *std::move(text);
 }
 
 // The gateway's address from the environment's configuration (loaded and
@@ -187,12 +188,6 @@ std::string PdfContent(const std::string& random, size_t size, uint64_t index) {
   const int n = std::snprintf(header, sizeof header, "%%PDF-1.7\n%%%016" PRIx64 "\n", index);
   content.replace(0, static_cast<size_t>(n), header, static_cast<size_t>(n));
   return content;
-}
-
-std::string Fixed(double value, int decimals = 1) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", decimals, value);
-  return text;
 }
 
 std::chrono::system_clock::time_point Deadline() {
@@ -480,17 +475,6 @@ std::optional<double> OpensslSpeed(const std::string& openssl, const std::string
   }
 }
 
-// 12345.6 -> "12,346"
-std::string Grouped(double value) {
-  const std::string digits = std::to_string(std::llround(value));
-  std::string grouped;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0 && digits[i - 1] != '-') grouped += ',';
-    grouped += digits[i];
-  }
-  return grouped;
-}
-
 // Durable writes per second in `dir`'s filesystem: `threads` threads each
 // appending 4 KiB to a file of their own and fdatasync-ing it, for one
 // second. The registry commits every audit event with a WAL sync
@@ -584,13 +568,6 @@ std::pair<std::string, double> CpuSplit(const CpuSeconds& before, const CpuSecon
     text += item;
   }
   return {text, total};
-}
-
-// The 1-minute load average (/proc/loadavg), "?" when unknown.
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string one;
-  return in >> one ? one : "?";
 }
 
 // ---------------------------------------------------------------------------

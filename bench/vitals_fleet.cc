@@ -23,7 +23,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "bench/fleet_processes.h"
+#include "bench/load_report.h"
 #include "daemon/common/config.h"
+#include "daemon/common/files.h"
 #include "daemon/gateway/client_identity.h"
 #include "google/protobuf/util/time_util.h"
 #include "medvault/config/v1/config.pb.h"
@@ -82,11 +84,9 @@ CommandResult RunCommand(const std::vector<std::string>& argv) {
 }
 
 std::string ReadFileOrDie(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) Fail("cannot read " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  absl::StatusOr<std::string> text = ReadWholeFile(AT_FDCWD, path);
+  if (!text.ok()) Fail(std::string(text.status().message()));
+  return *std::move(text);
 }
 
 std::string RandomHex(size_t bytes) {
@@ -351,8 +351,6 @@ void VitalsFleet::ConnectDevices() {
 
 // --- /proc ------------------------------------------------------------------
 
-namespace {}  // namespace
-
 CpuSeconds CpuSnapshot(const std::string& config_file) {
   CpuSeconds cpu;
   const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
@@ -409,12 +407,6 @@ uint64_t GatewaySwitches(const std::string& config_file) {
     closedir(tasks);
   }
   return switches;
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string one;
-  return in >> one ? one : "?";
 }
 
 }  // namespace medvault::bench

@@ -93,8 +93,6 @@ CpuSeconds CpuSnapshot(const std::string& config_file);
 int GatewayThreads(const std::string& config_file);
 // Context switches (voluntary and not) of the gateway's threads so far.
 uint64_t GatewaySwitches(const std::string& config_file);
-// The 1-minute load average, "?" when unknown.
-std::string LoadAverage();
 
 }  // namespace medvault::bench
 

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench/load_report.h"
+
 namespace medvault::bench {
 namespace {
 
@@ -67,22 +69,6 @@ std::vector<Point> ParsePoints(const std::string& text) {
   }
   if (points.empty()) Fail("--points: no point");
   return points;
-}
-
-std::string Fixed(double value, int decimals = 1) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", decimals, value);
-  return text;
-}
-
-std::string Grouped(double value) {
-  const std::string digits = std::to_string(std::llround(value));
-  std::string grouped;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0 && digits[i - 1] != '-') grouped += ',';
-    grouped += digits[i];
-  }
-  return grouped;
 }
 
 class Sweep {

@@ -45,20 +45,29 @@ bool Printable(const std::string& text, size_t max) {
   return true;
 }
 
-absl::Status CheckSample(const v1::VitalSample& s, const std::string& field) {
+// The field of sample `index` ("samples[3].value"). Built only for an
+// error: this is checked for every sample a device sends.
+std::string SampleField(int index, absl::string_view part) {
+  return absl::StrCat("samples[", index, "].", part);
+}
+
+absl::Status CheckSample(const v1::VitalSample& s, int index) {
   if (s.sequence() == 0 || s.sequence() > uint64_t{std::numeric_limits<int64_t>::max()}) {
-    return InvalidField(field + ".sequence", "must be from 1 to 2^63 - 1");
+    return InvalidField(SampleField(index, "sequence"), "must be from 1 to 2^63 - 1");
   }
   if (!s.has_time() || s.time().seconds() <= 0 || s.time().seconds() > 253402300799 ||
       s.time().nanos() < 0 || s.time().nanos() > 999999999) {
-    return InvalidField(field + ".time", "a time after 1970 and before 10000 is required");
+    return InvalidField(SampleField(index, "time"),
+                        "a time after 1970 and before 10000 is required");
   }
   if (!Printable(s.channel(), 64)) {
-    return InvalidField(field + ".channel", "1 to 64 printable ASCII characters");
+    return InvalidField(SampleField(index, "channel"), "1 to 64 printable ASCII characters");
   }
-  if (!std::isfinite(s.value())) return InvalidField(field + ".value", "must be a finite number");
+  if (!std::isfinite(s.value())) {
+    return InvalidField(SampleField(index, "value"), "must be a finite number");
+  }
   if (!Printable(s.unit(), 32)) {
-    return InvalidField(field + ".unit", "1 to 32 printable ASCII characters");
+    return InvalidField(SampleField(index, "unit"), "1 to 32 printable ASCII characters");
   }
   return absl::OkStatus();
 }
@@ -75,11 +84,10 @@ absl::StatusOr<std::vector<v1::VitalSample>> TakeSamples(v1::PublishRequest& req
   kept.reserve(request.samples_size());
   for (int i = 0; i < request.samples_size(); ++i) {
     v1::VitalSample& s = *request.mutable_samples(i);
-    const std::string field = absl::StrCat("samples[", i, "]");
-    RETURN_IF_ERROR(CheckSample(s, field));
+    RETURN_IF_ERROR(CheckSample(s, i));
     if (s.sequence() <= stored_through) continue;
     if (s.sequence() <= *last) {
-      return InvalidField(field + ".sequence",
+      return InvalidField(SampleField(i, "sequence"),
                           absl::StrCat("must be greater than the previous sample's (", *last, ")"));
     }
     *last = s.sequence();

@@ -29,6 +29,23 @@ Facts DeviceFacts(const v1::Patient& patient, const std::string& device_id) {
   return facts;
 }
 
+// Decides `action` on `device_id`, a device of `patient`, for `caller`, and
+// returns the audit event that records it (the authorizer logs a refusal).
+absl::StatusOr<v1::AuditEvent> DecideDeviceChange(GatewayCore& core, const Caller& caller,
+                                                  absl::string_view method,
+                                                  absl::string_view action,
+                                                  const v1::Patient& patient,
+                                                  const std::string& device_id, absl::Time now) {
+  v1::AuditEvent event;
+  event.set_method(absl::StrCat(kService, method));
+  event.set_patient_id(patient.patient_id());
+  event.set_subject_id(device_id);
+  ASSIGN_OR_RETURN(auto decision, core.authorizer.Authorize(
+                                      caller, action, DeviceFacts(patient, device_id), now, event));
+  FillAuditEvent(caller, action, now, decision, event);
+  return event;
+}
+
 }  // namespace
 
 grpc::Status VitalsService::EnrollDevice(grpc::ServerContext* context,
@@ -49,14 +66,9 @@ absl::Status VitalsService::DoEnroll(const Caller& caller, const v1::EnrollDevic
   RETURN_IF_ERROR(CheckId("patient_id", request.patient_id()));
   ASSIGN_OR_RETURN(v1::Patient patient, ReadPatient(core_.db, request.patient_id()));
   const absl::Time now = absl::Now();
-  v1::AuditEvent event;
-  event.set_method(absl::StrCat(kService, "EnrollDevice"));
-  event.set_patient_id(request.patient_id());
-  event.set_subject_id(request.device_id());
-  ASSIGN_OR_RETURN(auto decision, core_.authorizer.Authorize(
-                                      caller, "device.enroll",
-                                      DeviceFacts(patient, request.device_id()), now, event));
-  FillAuditEvent(caller, "device.enroll", now, decision, event);
+  ASSIGN_OR_RETURN(const v1::AuditEvent event,
+                   DecideDeviceChange(core_, caller, "EnrollDevice", "device.enroll", patient,
+                                      request.device_id(), now));
   v1::Device device;
   device.set_device_id(request.device_id());
   device.set_patient_id(request.patient_id());
@@ -76,14 +88,9 @@ absl::Status VitalsService::DoRevoke(const Caller& caller, const v1::RevokeDevic
   ASSIGN_OR_RETURN(v1::Device device, ReadDevice(core_.db, request.device_id()));
   ASSIGN_OR_RETURN(v1::Patient patient, ReadPatient(core_.db, device.patient_id()));
   const absl::Time now = absl::Now();
-  v1::AuditEvent event;
-  event.set_method(absl::StrCat(kService, "RevokeDevice"));
-  event.set_patient_id(device.patient_id());
-  event.set_subject_id(device.device_id());
-  ASSIGN_OR_RETURN(auto decision, core_.authorizer.Authorize(
-                                      caller, "device.revoke",
-                                      DeviceFacts(patient, device.device_id()), now, event));
-  FillAuditEvent(caller, "device.revoke", now, decision, event);
+  ASSIGN_OR_RETURN(const v1::AuditEvent event,
+                   DecideDeviceChange(core_, caller, "RevokeDevice", "device.revoke", patient,
+                                      device.device_id(), now));
   RETURN_IF_ERROR(CommitWithAudit(core_.db, event, [&](sqlite3* db) -> absl::Status {
     ASSIGN_OR_RETURN(device, LoadDevice(db, request.device_id()));  // revoked meanwhile?
     if (device.status() != v1::Device::ACTIVE) {

@@ -129,7 +129,7 @@ class VitalsService::WatchSession final : public grpc::ServerWriteReactor<v1::Wa
   absl::Status Open() ABSL_LOCKS_EXCLUDED(mu_);
   // Decides again when asked to and when due, until the watcher is
   // closed or a decision refuses; returns why the session ended.
-  absl::Status WatchUntilEnd(std::string& end_reason);
+  absl::Status WatchUntilEnd(VitalsWatcher& watcher, std::string& end_reason);
   // Logs the session's end with what it delivered.
   absl::Status LogEnd(const std::string& end_reason) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the session with `status`: the worker wakes and ends it.
@@ -184,7 +184,7 @@ void VitalsService::WatchSession::Run() {
   }
   if (watcher != nullptr) {
     std::string end_reason;
-    status = WatchUntilEnd(end_reason);
+    status = WatchUntilEnd(*watcher, end_reason);
     {
       absl::MutexLock lock(&mu_);
       closing_ = true;  // what is queued or comes now is not written
@@ -250,12 +250,8 @@ absl::Status VitalsService::WatchSession::Open() {
   return absl::OkStatus();
 }
 
-absl::Status VitalsService::WatchSession::WatchUntilEnd(std::string& end_reason) {
-  std::shared_ptr<VitalsWatcher> watcher;
-  {
-    absl::MutexLock lock(&mu_);
-    watcher = watcher_;
-  }
+absl::Status VitalsService::WatchSession::WatchUntilEnd(VitalsWatcher& watcher,
+                                                        std::string& end_reason) {
   // Rechecks resolve the caller again (certificate, registration, licence)
   // without counting against the organisation's call rate.
   GatewayCore recheck_core = core_;
@@ -263,7 +259,7 @@ absl::Status VitalsService::WatchSession::WatchUntilEnd(std::string& end_reason)
   const absl::Duration every = absl::Milliseconds(core_.config.vitals().watch_recheck_ms());
   absl::Time next_check = absl::Now() + every;
   while (true) {
-    VitalsWatcher::Wake wake = watcher->Wait(std::min(next_check, allowed_.valid_until));
+    VitalsWatcher::Wake wake = watcher.Wait(std::min(next_check, allowed_.valid_until));
     if (wake.closed.has_value()) {
       end_reason = EndReason(*wake.closed);
       return *wake.closed;

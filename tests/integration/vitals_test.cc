@@ -283,6 +283,14 @@ class VitalsTest : public ClinicalTest {
     return granted;
   }
 
+  // Enrols `device_id` to patient-7, as `as` (of the hospital "client").
+  grpc::Status Enroll(const As& as, v1::Device* device, const std::string& device_id = kDevice) {
+    v1::EnrollDeviceRequest enroll;
+    enroll.set_device_id(device_id);
+    enroll.set_patient_id("patient-7");
+    return Vitals("client")->EnrollDevice(Context(as).get(), enroll, device);
+  }
+
   const As hospital_{"client"};
   const As dr_ash_{"client", Acting::kPractitioner, "dr-ash"};
   const As dr_bell_{"client", Acting::kPractitioner, "dr-bell"};
@@ -304,18 +312,14 @@ TEST_F(VitalsTest, EcgStreamToTwoWatchersOneRevoked) {
   ASSERT_NO_FATAL_FAILURE(Issue("rogue", "ecg-rogue", "device"));
 
   // The hospital enrols the device; a device cannot enrol itself.
-  v1::EnrollDeviceRequest enroll;
-  enroll.set_device_id(kDevice);
-  enroll.set_patient_id("patient-7");
   v1::Device device;
-  grpc::Status s = Vitals("client")->EnrollDevice(Context(hospital_).get(), enroll, &device);
+  grpc::Status s = Enroll(hospital_, &device);
   ASSERT_TRUE(s.ok()) << Describe(s);
   EXPECT_EQ(device.status(), v1::Device::ACTIVE);
   EXPECT_EQ(device.stored_through(), 0u);
-  s = Vitals("client")->EnrollDevice(Context(hospital_).get(), enroll, &device);
+  s = Enroll(hospital_, &device);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS) << Describe(s);
-  enroll.set_device_id("Not An Id");
-  s = Vitals("client")->EnrollDevice(Context(hospital_).get(), enroll, &device);
+  s = Enroll(hospital_, &device, "Not An Id");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << Describe(s);
   EXPECT_THAT(BadRequestFields(s), Contains("device_id"));
 
@@ -525,11 +529,8 @@ TEST_F(VitalsTest, RevokedDeviceStopsPublishing) {
   ASSERT_NO_FATAL_FAILURE(RegisterHospital(kClientName));
   ASSERT_NO_FATAL_FAILURE(RegisterPatient("client", "patient-7"));
   ASSERT_NO_FATAL_FAILURE(Issue("ecg", kDevice, "device"));
-  v1::EnrollDeviceRequest enroll;
-  enroll.set_device_id(kDevice);
-  enroll.set_patient_id("patient-7");
   v1::Device device;
-  grpc::Status s = Vitals("client")->EnrollDevice(Context(hospital_).get(), enroll, &device);
+  grpc::Status s = Enroll(hospital_, &device);
   ASSERT_TRUE(s.ok()) << Describe(s);
 
   auto watch = StartWatch(patient_);  // the patient watches their own
@@ -571,17 +572,14 @@ TEST_F(VitalsTest, RevokedDeviceStopsPublishing) {
 }
 
 // A grant that expires while its holder watches ends the watch within a
-// second: nothing revokes it, the periodic recheck
-// (gateway.vitals.watch_recheck_ms) finds it.
+// second: nothing revokes it; the watch decides again when the grant's
+// not_after passes.
 TEST_F(VitalsTest, GrantExpiryEndsTheWatch) {
   ASSERT_NO_FATAL_FAILURE(RegisterHospital(kClientName));
   MEDVAULT_ASSERT_OK(SetLicence(RegisterPractitioner("client", "dr-ash", "GMC-1000001"), "active"));
   ASSERT_NO_FATAL_FAILURE(RegisterPatient("client", "patient-7"));
-  v1::EnrollDeviceRequest enroll;
-  enroll.set_device_id(kDevice);
-  enroll.set_patient_id("patient-7");
   v1::Device device;
-  grpc::Status s = Vitals("client")->EnrollDevice(Context(dr_ash_).get(), enroll, &device);
+  grpc::Status s = Enroll(dr_ash_, &device);
   ASSERT_TRUE(s.ok()) << Describe(s);
   EXPECT_EQ(device.enrolled_by_practitioner_id(), "dr-ash");
   const v1::Grant grant = GrantVitals("dr-ash", absl::Seconds(6));
